@@ -1,0 +1,1 @@
+"""Device drivers. They never import the hub: the hub hands them callbacks."""

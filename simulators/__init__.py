@@ -1,0 +1,1 @@
+"""Device and police-platform simulators. They import neither hub nor adapters."""
