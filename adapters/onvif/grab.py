@@ -1,0 +1,262 @@
+"""Grab frames from a camera: a JPEG snapshot over HTTP, or a burst from a video stream.
+
+Snapshots use aiohttp with Basic or Digest authentication, whichever the camera asks
+for. Streams (HTTP MJPEG, RTSP) are read with OpenCV's FFmpeg backend in a worker thread,
+because ``VideoCapture.read`` blocks. Library errors become :mod:`adapters.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from adapters.errors import AuthFailed, DeviceUnreachable, ProtocolViolation
+
+logger = logging.getLogger(__name__)
+
+Frame = NDArray[np.uint8]
+
+#: Larger answers are not a snapshot; refusing them keeps a broken device from filling memory.
+MAX_SNAPSHOT_BYTES = 20 * 1024 * 1024
+
+_CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _challenges(response: aiohttp.ClientResponse) -> list[str]:
+    """The auth schemes a 401 answer offers, lower case, in the order given."""
+    schemes = []
+    for header in response.headers.getall("WWW-Authenticate", []):
+        scheme = header.strip().split(" ", 1)[0].lower()
+        if scheme:
+            schemes.append(scheme)
+    return schemes
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    device_id: str,
+    username: str | None,
+    password: str | None,
+) -> bytes:
+    # Credentials go out only in the form the camera asks for: Digest is tried first
+    # (the middleware answers a Digest challenge itself), and Basic only when the camera
+    # offers nothing else, so a password is never sent in clear text needlessly.
+    middlewares: tuple[aiohttp.DigestAuthMiddleware, ...] = ()
+    if username is not None:
+        middlewares = (aiohttp.DigestAuthMiddleware(username, password or "", preemptive=False),)
+    async with session.get(url, middlewares=middlewares) as resp:
+        basic_wanted = (
+            resp.status == 401 and username is not None and _challenges(resp)[:1] == ["basic"]
+        )
+        if not basic_wanted:
+            return await _body(resp, url, device_id)
+    basic = aiohttp.encode_basic_auth(username or "", password or "")
+    async with session.get(url, headers={"Authorization": basic}) as retry:
+        return await _body(retry, url, device_id)
+
+
+async def _body(resp: aiohttp.ClientResponse, url: str, device_id: str) -> bytes:
+    where = _safe_url(url)
+    if resp.status in (401, 403):
+        raise AuthFailed(device_id, f"snapshot {where}: HTTP {resp.status}")
+    if resp.status >= 500:
+        raise DeviceUnreachable(device_id, f"snapshot {where}: HTTP {resp.status}")
+    if resp.status != 200:
+        raise ProtocolViolation(device_id, f"snapshot {where}: HTTP {resp.status}")
+    if resp.content_length is not None and resp.content_length > MAX_SNAPSHOT_BYTES:
+        raise ProtocolViolation(
+            device_id, f"snapshot {where}: {resp.content_length} bytes is too big"
+        )
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        data.extend(chunk)
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            raise ProtocolViolation(device_id, f"snapshot {where}: answer too big")
+    return bytes(data)
+
+
+def _decode(data: bytes) -> Frame | None:
+    buf = np.frombuffer(data, np.uint8)
+    if buf.size == 0:
+        return None
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return None if img is None else np.asarray(img, np.uint8)
+
+
+async def grab_snapshot(
+    url: str,
+    *,
+    device_id: str,
+    username: str | None = None,
+    password: str | None = None,
+    # The per-device budget is part of the call, applied with asyncio.timeout inside.
+    timeout: float = 10.0,  # noqa: ASYNC109
+    session: aiohttp.ClientSession | None = None,
+) -> Frame:
+    """Fetch one snapshot (JPEG or any image OpenCV reads) and return it as a BGR array.
+
+    Raises ``AuthFailed`` when the camera rejects the credentials, ``DeviceUnreachable``
+    when it does not answer in ``timeout`` seconds or fails (HTTP 5xx), and
+    ``ProtocolViolation`` when the answer is not an image.
+    """
+    where = _safe_url(url)
+    try:
+        async with asyncio.timeout(timeout):
+            if session is None:
+                async with aiohttp.ClientSession() as own:
+                    data = await _fetch(own, url, device_id, username, password)
+            else:
+                data = await _fetch(session, url, device_id, username, password)
+    except TimeoutError as exc:
+        raise DeviceUnreachable(device_id, f"snapshot {where}: no answer in {timeout:g} s") from exc
+    except aiohttp.InvalidURL as exc:
+        raise ProtocolViolation(device_id, f"snapshot URL is invalid: {where}") from exc
+    except _CONNECT_ERRORS as exc:
+        raise DeviceUnreachable(device_id, f"snapshot {where}: {exc.__class__.__name__}") from exc
+    except aiohttp.ClientResponseError as exc:
+        raise ProtocolViolation(device_id, f"snapshot {where}: {exc.message}") from exc
+    frame = await asyncio.to_thread(_decode, data)
+    if frame is None:
+        raise ProtocolViolation(
+            device_id, f"snapshot {where}: answer is not an image ({len(data)} bytes)"
+        )
+    logger.debug("%s: snapshot %s %dx%d", device_id, where, frame.shape[1], frame.shape[0])
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class GrabResult:
+    """Frames read from a stream, with their arrival times (monotonic seconds)."""
+
+    frames: list[Frame]
+    timestamps: list[float]
+    fps: float | None  # measured from arrival times; None with fewer than two frames
+    width: int
+    height: int
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    if username is None:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    userinfo = quote(username, safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+class _StreamOpenFailed(Exception):
+    pass
+
+
+def _read_stream(
+    url: str,
+    n_frames: int,
+    duration: float,
+    open_timeout: float,
+    read_timeout: float,
+    stop: threading.Event,
+) -> tuple[list[Frame], list[float]]:
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout * 1000),
+    ]
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    try:
+        if not cap.isOpened():
+            raise _StreamOpenFailed
+        frames: list[Frame] = []
+        times: list[float] = []
+        deadline = time.monotonic() + duration
+        while len(frames) < n_frames and not stop.is_set():
+            ok, img = cap.read()
+            now = time.monotonic()
+            if not ok or img is None:
+                break
+            frames.append(np.asarray(img, np.uint8))
+            times.append(now)
+            if now >= deadline:
+                break
+        return frames, times
+    finally:
+        cap.release()
+
+
+async def grab_stream_frames(
+    url: str,
+    *,
+    device_id: str,
+    n_frames: int = 10,
+    duration: float = 5.0,
+    open_timeout: float = 10.0,
+    read_timeout: float = 5.0,
+    username: str | None = None,
+    password: str | None = None,
+) -> GrabResult:
+    """Read up to ``n_frames`` frames, for at most about ``duration`` seconds, from a stream.
+
+    ``url`` is anything OpenCV's FFmpeg backend opens (``rtsp://``, HTTP MJPEG). Credentials,
+    if given, are put into the URL, which is how FFmpeg takes them. Raises
+    ``DeviceUnreachable`` when the stream cannot be opened or yields no frame, and when the
+    whole grab overruns its time budget.
+    """
+    if n_frames < 1:
+        raise ValueError("n_frames must be at least 1")
+    where = _safe_url(url)
+    full_url = _with_credentials(url, username, password)
+    stop = threading.Event()
+    budget = open_timeout + duration + 2 * read_timeout
+    try:
+        async with asyncio.timeout(budget):
+            # The thread cannot be interrupted mid-read; on timeout or cancellation it is
+            # told to stop and ends within one read timeout.
+            frames, times = await asyncio.to_thread(
+                _read_stream, full_url, n_frames, duration, open_timeout, read_timeout, stop
+            )
+    except _StreamOpenFailed as exc:
+        raise DeviceUnreachable(device_id, f"stream {where}: cannot open") from exc
+    except TimeoutError as exc:
+        raise DeviceUnreachable(device_id, f"stream {where}: no frames in {budget:g} s") from exc
+    except cv2.error as exc:
+        raise ProtocolViolation(device_id, f"stream {where}: decoder error") from exc
+    finally:
+        stop.set()
+    if not frames:
+        raise DeviceUnreachable(device_id, f"stream {where}: opened but no frame read")
+    h, w = frames[0].shape[:2]
+    logger.debug("%s: stream %s gave %d frames", device_id, where, len(frames))
+    return GrabResult(frames=frames, timestamps=times, fps=_measured_fps(times), width=w, height=h)
+
+
+def _measured_fps(times: list[float]) -> float | None:
+    # FFmpeg reads ahead while probing the stream, so the second frame arrives early;
+    # with enough frames the rate is measured from the second one on.
+    if len(times) >= 3:
+        times = times[1:]
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return (len(times) - 1) / (times[-1] - times[0])

@@ -1,0 +1,699 @@
+"""Video quality checks on camera frames, each judged against a per-camera baseline.
+
+Every check works on a small grey copy of the frame (``WORK_WIDTH`` pixels wide) and,
+for colour, a tinier colour copy, so a full set costs a few milliseconds even for
+1920 x 1080 input. A :class:`Baseline` is learned from frames taken while the camera was
+known good; the checks compare against it rather than against fixed numbers, because
+what is "dark" or "soft" differs from one view to the next.
+
+All functions here are CPU-bound and synchronous; callers on the event loop run them
+with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import math
+import threading
+import zipfile
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+logger = logging.getLogger(__name__)
+
+Frame = NDArray[np.uint8]
+
+WORK_WIDTH = 320
+TINY_WIDTH = 80
+BASELINE_FORMAT = 1
+
+#: Every check, in the order findings are reported. A failure of an earlier check can
+#: explain a failure of a later one (see ``_CONSEQUENCES``).
+CHECKS = (
+    "signal_loss",
+    "black",
+    "covered",
+    "frozen",
+    "dark",
+    "bright",
+    "blur",
+    "noise",
+    "colour_cast",
+    "moved",
+)
+
+# Which other checks a failure makes meaningless: a black picture is also "dark", has no
+# sharpness and matches nothing, so only the root cause should raise an alarm.
+_CONSEQUENCES: dict[str, frozenset[str]] = {
+    "signal_loss": frozenset(CHECKS) - {"signal_loss"},
+    "black": frozenset(CHECKS) - {"signal_loss", "black"},
+    "covered": frozenset({"frozen", "dark", "bright", "blur", "noise", "colour_cast", "moved"}),
+    "frozen": frozenset(),
+    "dark": frozenset({"blur", "noise", "colour_cast", "moved"}),
+    "bright": frozenset({"blur", "colour_cast", "moved"}),
+    "blur": frozenset({"moved"}),
+    "noise": frozenset({"blur", "moved"}),
+    "colour_cast": frozenset(),
+    "moved": frozenset(),
+}
+
+_MESSAGES: dict[str, tuple[str, str, str]] = {
+    "signal_loss": (
+        "No video signal",
+        "无视频信号",
+        "Check the camera's power, cable and encoder channel.",
+    ),
+    "black": ("Black picture", "黑屏", "Check the lens cap, iris and the camera's video output."),
+    "covered": (
+        "View covered or blocked",
+        "画面遮挡",
+        "Remove whatever covers the lens; check for tampering.",
+    ),
+    "frozen": ("Picture frozen", "画面冻结", "Restart the camera or its encoder channel."),
+    "dark": ("Picture too dark", "画面过暗", "Check the lighting, exposure and IR illuminator."),
+    "bright": ("Picture too bright", "画面过亮", "Check exposure, backlight and sunlight glare."),
+    "blur": ("Picture blurred", "画面模糊", "Refocus the lens and clean the window or dome."),
+    "noise": (
+        "Picture noisy",
+        "画面噪声",
+        "Check gain settings, lighting and the cable shielding.",
+    ),
+    "colour_cast": (
+        "Colour cast",
+        "画面偏色",
+        "Check white balance and the colour cable (BNC/encoder).",
+    ),
+    "moved": (
+        "Camera moved or scene changed",
+        "画面移位",
+        "Restore the camera's aim, or re-learn the baseline if the move was intended.",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The outcome of one check on one frame.
+
+    ``score`` is the measured value and ``threshold`` its limit: with ``limit == "max"``
+    the check fails when ``score > threshold``, with ``"min"`` when ``score < threshold``.
+    ``masked_by`` names an earlier failing check that explains this failure (only the
+    unmasked failures are root causes). ``evaluated`` is false when the check could not
+    run (for example frozen detection with a single frame); such a finding is ok.
+    """
+
+    check: str
+    ok: bool
+    score: float
+    threshold: float
+    limit: Literal["max", "min"]
+    message_en: str
+    message_zh: str
+    fix: str | None = None
+    masked_by: str | None = None
+    evaluated: bool = True
+    details: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_fault(self) -> bool:
+        """A failure that is a root cause rather than a side effect of another failure."""
+        return not self.ok and self.masked_by is None
+
+
+def faults(findings: Sequence[Finding]) -> list[Finding]:
+    """The root-cause failures among ``findings``."""
+    return [f for f in findings if f.is_fault]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Limits for the checks; relative ones are multiples of the baseline's value."""
+
+    signal_loss_area: float = 0.5  # fraction of the view a uniform coloured card may cover
+    black_level: float = 30.0  # grey level the brightest 3 % of pixels must reach
+    covered_area: float = 0.5  # fraction of the baseline's textured area that went flat
+    frozen_change: float = 0.005  # fraction of the view that must change between frames
+    dark_ratio: float = 0.45  # of the baseline mean brightness
+    dark_abs: float = 25.0
+    bright_gain: float = 0.55  # fraction of the headroom above the baseline mean
+    bright_abs: float = 235.0
+    blur_ratio: float = 0.4  # of the baseline sharpness
+    noise_ratio: float = 2.0  # of the baseline noise estimate
+    colour_shift: float = 14.0  # Lab a/b distance (8-bit Lab units)
+    moved_shift: float = 0.05  # displacement of the view as a fraction of its width
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+@dataclass(frozen=True, slots=True)
+class FrameStats:
+    """Global measurements of one prepared frame."""
+
+    mean: float
+    std: float
+    p_high: float  # 97th percentile of grey
+    entropy: float  # of the grey histogram, bits
+    sharpness: float  # variance of the Laplacian over variance of the picture
+    laplacian_var: float
+    edge_density: float  # fraction of Canny edge pixels
+    noise: float  # Immerkaer's noise sigma estimate
+    lab_a: float
+    lab_b: float
+    card: float  # fraction of the view that looks like a uniform coloured card
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    grey: NDArray[np.uint8]
+    stats: FrameStats
+    block_std: NDArray[np.float32]
+
+
+_BLOCK = 20
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+_local = threading.local()
+
+
+def _orb() -> cv2.ORB:
+    # OpenCV algorithm objects are not safe to share between threads.
+    orb: cv2.ORB | None = getattr(_local, "orb", None)
+    if orb is None:
+        orb = cv2.ORB.create(
+            nfeatures=400, scaleFactor=1.3, nlevels=4, edgeThreshold=15, patchSize=15
+        )
+        _local.orb = orb
+    return orb
+
+
+def _work_size(width: int, height: int) -> tuple[int, int]:
+    w = min(WORK_WIDTH, width)
+    h = max(_BLOCK, round(height * w / width))
+    return w, h
+
+
+def _prepare(frame: Frame, size: tuple[int, int]) -> _Prepared:
+    if frame.ndim == 2:
+        frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), np.uint8)
+    elif frame.shape[2] == 4:
+        frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), np.uint8)
+    small = np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+    grey = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
+    tiny_size = (TINY_WIDTH, max(4, round(size[1] * TINY_WIDTH / size[0])))
+    tiny = np.asarray(cv2.resize(small, tiny_size, interpolation=cv2.INTER_AREA), np.uint8)
+
+    mean_m, std_m = cv2.meanStdDev(grey)
+    mean, std = float(mean_m[0, 0]), float(std_m[0, 0])
+    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    prob = hist / hist.sum()
+    nz = prob[prob > 0]
+    entropy = float(-(nz * np.log2(nz)).sum())
+    p_high = float(np.searchsorted(np.cumsum(prob), 0.97))
+
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    lap_var = float(lap.var())
+    sharpness = lap_var / max(std * std, 1.0)
+    edges = cv2.Canny(grey, 40, 120)
+    edge_density = float(np.count_nonzero(edges)) / edges.size
+    conv = cv2.filter2D(grey, cv2.CV_32F, _NOISE_KERNEL)
+    inner = np.abs(conv[1:-1, 1:-1])
+    noise = float(inner.mean()) * math.sqrt(math.pi / 2.0) / 6.0
+
+    lab = cv2.cvtColor(tiny, cv2.COLOR_BGR2Lab)
+    lab_mean = cv2.mean(lab)
+    card = _card_fraction(tiny)
+
+    gh, gw = grey.shape[0] // _BLOCK, grey.shape[1] // _BLOCK
+    blocks = grey[: gh * _BLOCK, : gw * _BLOCK].reshape(gh, _BLOCK, gw, _BLOCK).astype(np.float32)
+    block_std = blocks.std(axis=(1, 3))
+    stats = FrameStats(
+        mean=mean,
+        std=std,
+        p_high=p_high,
+        entropy=entropy,
+        sharpness=sharpness,
+        laplacian_var=lap_var,
+        edge_density=edge_density,
+        noise=noise,
+        lab_a=float(lab_mean[1]),
+        lab_b=float(lab_mean[2]),
+        card=card,
+    )
+    return _Prepared(grey=grey, stats=stats, block_std=block_std)
+
+
+def _card_fraction(tiny: NDArray[np.uint8]) -> float:
+    """Fraction of the picture covered by one flat, saturated colour (a "no video" card)."""
+    hsv = cv2.cvtColor(tiny, cv2.COLOR_BGR2HSV)
+    sat = (hsv[:, :, 1] > 90) & (hsv[:, :, 2] > 70)
+    if not sat.any():
+        return 0.0
+    v = hsv[:, :, 2]
+    kernel = np.ones((3, 3), np.uint8)
+    flat = cv2.subtract(cv2.dilate(v, kernel), cv2.erode(v, kernel)) < 14
+    hue = hsv[:, :, 0][sat]
+    dominant = int(np.bincount(hue // 10, minlength=18).argmax())
+    same_hue = np.abs(hsv[:, :, 0].astype(np.int16) // 10 - dominant) <= 1
+    return float(np.count_nonzero(sat & flat & same_hue)) / sat.size
+
+
+# ---------------------------------------------------------------------------- baseline
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What the camera's picture looked like when it was known good."""
+
+    width: int  # working size of ``reference``
+    height: int
+    reference: NDArray[np.uint8]  # median grey picture: people passing by are removed
+    stats: FrameStats  # medians over the learning frames
+    block_std: NDArray[np.float32]  # texture of each 20 x 20 block of the working picture
+    activity: float  # median fraction of the view changing between learning frames
+    keypoints: NDArray[np.float32]  # (N, 2) ORB keypoints of ``reference``
+    descriptors: NDArray[np.uint8]  # (N, 32)
+    frames: int  # how many frames it was learned from
+
+    def to_bytes(self) -> bytes:
+        """Serialise for storage (a NumPy ``.npz`` archive without pickles)."""
+        meta = {
+            "format": BASELINE_FORMAT,
+            "width": self.width,
+            "height": self.height,
+            "activity": self.activity,
+            "frames": self.frames,
+            "stats": asdict(self.stats),
+        }
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8),
+            reference=self.reference,
+            block_std=self.block_std,
+            keypoints=self.keypoints,
+            descriptors=self.descriptors,
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Baseline:
+        """Load what :meth:`to_bytes` wrote; raises ``ValueError`` on anything else."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+                arrays = {
+                    k: archive[k] for k in ("reference", "block_std", "keypoints", "descriptors")
+                }
+            if meta.get("format") != BASELINE_FORMAT:
+                raise ValueError(f"unsupported baseline format {meta.get('format')!r}")
+            stat_names = {f.name for f in fields(FrameStats)}
+            stats = FrameStats(**{k: float(meta["stats"][k]) for k in stat_names})
+            baseline = cls(
+                width=int(meta["width"]),
+                height=int(meta["height"]),
+                reference=arrays["reference"].astype(np.uint8),
+                stats=stats,
+                block_std=arrays["block_std"].astype(np.float32),
+                activity=float(meta["activity"]),
+                keypoints=arrays["keypoints"].astype(np.float32).reshape(-1, 2),
+                descriptors=arrays["descriptors"].astype(np.uint8).reshape(-1, 32),
+                frames=int(meta["frames"]),
+            )
+        except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a video baseline: {exc}") from exc
+        if baseline.reference.shape != (baseline.height, baseline.width):
+            raise ValueError("baseline reference does not match its size")
+        return baseline
+
+
+def _keypoint_mask(height: int, width: int) -> NDArray[np.uint8]:
+    # Cameras burn their clock and name into the top and bottom edges; text corners there
+    # never move with the view and would vote against a real move.
+    mask = np.full((height, width), 255, np.uint8)
+    band = max(1, height // 10)
+    mask[:band] = 0
+    mask[-band:] = 0
+    return mask
+
+
+def _features(grey: NDArray[np.uint8]) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    kps, des = _orb().detectAndCompute(grey, _keypoint_mask(*grey.shape))
+    if des is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
+    return pts, np.asarray(des, np.uint8)
+
+
+def _changed_fraction(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    # A step of 2 grey levels at working size is above rounding jitter but below sensor
+    # noise on a live camera, so any live picture changes in more than a sliver.
+    diff = cv2.absdiff(a, b)
+    return float(np.count_nonzero(diff >= 2)) / diff.size
+
+
+def learn_baseline(frames: Sequence[Frame]) -> Baseline:
+    """Learn a baseline from frames of the camera while it is known good.
+
+    Give several frames spread over some seconds (5-20): the reference picture is their
+    per-pixel median, which removes people walking through, and the change between
+    consecutive frames tells how lively the picture normally is.
+    """
+    if not frames:
+        raise ValueError("need at least one frame to learn a baseline")
+    h0, w0 = frames[0].shape[:2]
+    size = _work_size(w0, h0)
+    prepared = [_prepare(f, size) for f in frames]
+    stack = np.stack([p.grey for p in prepared])
+    reference = np.median(stack, axis=0).astype(np.uint8) if len(prepared) > 1 else stack[0].copy()
+    stat_names = [f.name for f in fields(FrameStats)]
+    med = {n: float(np.median([getattr(p.stats, n) for p in prepared])) for n in stat_names}
+    block_std = np.median(np.stack([p.block_std for p in prepared]), axis=0).astype(np.float32)
+    changes = [_changed_fraction(a.grey, b.grey) for a, b in itertools.pairwise(prepared)]
+    activity = float(np.median(changes)) if changes else float("nan")
+    pts, des = _features(reference)
+    return Baseline(
+        width=size[0],
+        height=size[1],
+        reference=reference,
+        stats=FrameStats(**med),
+        block_std=block_std,
+        activity=activity,
+        keypoints=pts,
+        descriptors=des,
+        frames=len(frames),
+    )
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _finding(
+    check: str,
+    score: float,
+    threshold: float,
+    limit: Literal["max", "min"],
+    *,
+    evaluated: bool = True,
+    details: dict[str, float] | None = None,
+) -> Finding:
+    ok = not evaluated or (score <= threshold if limit == "max" else score >= threshold)
+    en, zh, fix = _MESSAGES[check]
+    return Finding(
+        check=check,
+        ok=ok,
+        score=score,
+        threshold=threshold,
+        limit=limit,
+        message_en=en,
+        message_zh=zh,
+        fix=None if ok else fix,
+        evaluated=evaluated,
+        details=details or {},
+    )
+
+
+def _check_signal_loss(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    limit = max(th.signal_loss_area, min(0.9, base.stats.card + 0.3))
+    return _finding("signal_loss", p.stats.card, limit, "max")
+
+
+def _check_black(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    # The brightest few percent ignore the burned-in clock, which stays on a black picture.
+    limit = min(th.black_level, 0.5 * base.stats.p_high)
+    return _finding(
+        "black", p.stats.p_high, limit, "min", details={"mean": p.stats.mean, "std": p.stats.std}
+    )
+
+
+def _check_covered(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    # Blocks that had texture when the camera was good and are now flat. A relative floor
+    # keeps a merely darker picture (texture scaled down, not gone) from counting.
+    textured = base.block_std >= 6.0
+    n_textured = int(np.count_nonzero(textured))
+    if n_textured == 0:
+        return _finding("covered", 0.0, th.covered_area, "max", evaluated=False)
+    flat = p.block_std < np.maximum(2.5, 0.12 * base.block_std)
+    lost = float(np.count_nonzero(flat & textured)) / n_textured
+    details = {
+        "edge_density": p.stats.edge_density,
+        "edge_density_ratio": p.stats.edge_density / max(base.stats.edge_density, 1e-6),
+        "entropy": p.stats.entropy,
+        "entropy_drop": base.stats.entropy - p.stats.entropy,
+    }
+    return _finding("covered", lost, th.covered_area, "max", details=details)
+
+
+def _check_frozen(history: Sequence[_Prepared], base: Baseline, th: Thresholds) -> Finding:
+    limit = th.frozen_change
+    if not math.isnan(base.activity):
+        # A camera whose good picture barely changes (still scene, strong noise filter)
+        # gets a lower bar, but never below what a burned-in clock alone changes.
+        limit = min(limit, max(0.0015, 0.25 * base.activity))
+    if len(history) < 2:
+        return _finding("frozen", 1.0, limit, "min", evaluated=False)
+    changes = [_changed_fraction(a.grey, b.grey) for a, b in itertools.pairwise(history)]
+    # The median ignores one odd pair, such as a key-frame refresh of a stuck stream.
+    score = float(np.median(changes))
+    return _finding("frozen", score, limit, "min", details={"pairs": float(len(changes))})
+
+
+def _check_dark(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    limit = max(th.dark_abs, th.dark_ratio * base.stats.mean)
+    return _finding("dark", p.stats.mean, limit, "min")
+
+
+def _check_bright(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    limit = min(th.bright_abs, base.stats.mean + th.bright_gain * (255.0 - base.stats.mean))
+    return _finding("bright", p.stats.mean, limit, "max")
+
+
+def _check_blur(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    ratio = p.stats.sharpness / max(base.stats.sharpness, 1e-6)
+    details = {"sharpness": p.stats.sharpness, "laplacian_var": p.stats.laplacian_var}
+    return _finding("blur", ratio, th.blur_ratio, "min", details=details)
+
+
+def _check_noise(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    ratio = p.stats.noise / max(base.stats.noise, 0.5)
+    return _finding("noise", ratio, th.noise_ratio, "max", details={"sigma": p.stats.noise})
+
+
+def _check_colour_cast(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    da = p.stats.lab_a - base.stats.lab_a
+    db = p.stats.lab_b - base.stats.lab_b
+    details = {"delta_a": da, "delta_b": db}
+    return _finding("colour_cast", math.hypot(da, db), th.colour_shift, "max", details=details)
+
+
+def _check_moved(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+    shift, inliers, method = _estimate_shift(p.grey, base)
+    details = {"inliers": float(inliers), "method": method}
+    return _finding("moved", shift, th.moved_shift, "max", details=details)
+
+
+def _estimate_shift(grey: NDArray[np.uint8], base: Baseline) -> tuple[float, int, float]:
+    """How far the view moved from the reference, as a fraction of its width.
+
+    Returns (displacement, inlier matches, method) where method is 1 for feature
+    matching, 2 for phase correlation and 0 when the reference was not found at all
+    (displacement 1.0).
+    """
+    w, h = base.width, base.height
+    if len(base.descriptors) >= 8:
+        pts, des = _features(grey)
+        if len(des) >= 8:
+            matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+            pairs = matcher.knnMatch(des, base.descriptors, k=2)
+            good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+            if len(good) >= 10:
+                src = base.keypoints[[m.trainIdx for m in good]]
+                dst = pts[[m.queryIdx for m in good]]
+                matrix, mask = cv2.estimateAffinePartial2D(
+                    src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0
+                )
+                inliers = int(mask.sum()) if mask is not None else 0
+                if matrix is not None and inliers >= 10:
+                    corners = np.array(
+                        [[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1], [w / 2, h / 2, 1]], np.float64
+                    )
+                    src_c = corners[:, :2]
+                    moved = corners @ matrix.T
+                    disp = float(np.linalg.norm(moved - src_c, axis=1).max()) / w
+                    return disp, inliers, 1.0
+    # Too few features (soft or noisy picture): fall back to phase correlation, which
+    # sees a shift but not a rotation.
+    ref = base.reference.astype(np.float32)
+    cur = grey.astype(np.float32)
+    if cur.shape != ref.shape:
+        cur = np.asarray(cv2.resize(cur, (w, h), interpolation=cv2.INTER_AREA), np.float32)
+    window = _hanning(h, w)
+    (dx, dy), response = cv2.phaseCorrelate(ref, cur, window)
+    # A matching view peaks near 0.5; a black or covered one still gives spurious peaks
+    # around 0.1, which must not pass for a measured move.
+    if response >= 0.25:
+        return math.hypot(dx, dy) / w, 0, 2.0
+    return 1.0, 0, 0.0
+
+
+def _hanning(h: int, w: int) -> NDArray[np.float32]:
+    key = (h, w)
+    cache: dict[tuple[int, int], NDArray[np.float32]] = getattr(_local, "hanning", {})
+    if key not in cache:
+        cache[key] = np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F), np.float32)
+        _local.hanning = cache
+    return cache[key]
+
+
+def _mask(findings: list[Finding]) -> list[Finding]:
+    by_name = {f.check: f for f in findings}
+    causes: list[str] = []
+    out: list[Finding] = []
+    for name in CHECKS:
+        f = by_name[name]
+        # A move measured from matched features is real whatever else is wrong; only
+        # "reference not found" can be a side effect of a poor picture.
+        measured_move = name == "moved" and f.details.get("method", 0.0) != 0.0
+        if not f.ok:
+            cause = None
+            if not measured_move:
+                cause = next((c for c in causes if name in _CONSEQUENCES[c]), None)
+            if cause is not None:
+                f = replace(f, masked_by=cause)
+            else:
+                causes.append(name)
+        out.append(f)
+    return out
+
+
+def _no_signal() -> list[Finding]:
+    out = [_finding("signal_loss", 1.0, 0.5, "max", details={"frames": 0.0})]
+    for name in CHECKS[1:]:
+        out.append(_finding(name, 0.0, 0.0, "max", evaluated=False))
+    return out
+
+
+def _run(history: Sequence[_Prepared], base: Baseline, th: Thresholds) -> list[Finding]:
+    p = history[-1]
+    findings = [
+        _check_signal_loss(p, base, th),
+        _check_black(p, base, th),
+        _check_covered(p, base, th),
+        _check_frozen(history, base, th),
+        _check_dark(p, base, th),
+        _check_bright(p, base, th),
+        _check_blur(p, base, th),
+        _check_noise(p, base, th),
+        _check_colour_cast(p, base, th),
+        _check_moved(p, base, th),
+    ]
+    return _mask(findings)
+
+
+def check_frame(
+    frame: Frame | None,
+    baseline: Baseline,
+    previous_frames: Sequence[Frame] = (),
+    thresholds: Thresholds | None = None,
+) -> list[Finding]:
+    """Run every check on ``frame`` and return one finding per check, in ``CHECKS`` order.
+
+    ``previous_frames`` (oldest first) lets the frozen check compare; without them it is
+    reported as not evaluated. ``frame=None`` means no frame could be read at all.
+    """
+    th = thresholds or Thresholds()
+    if frame is None:
+        return _no_signal()
+    size = (baseline.width, baseline.height)
+    history = [_prepare(f, size) for f in previous_frames]
+    history.append(_prepare(frame, size))
+    return _run(history, baseline, th)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoReport:
+    """Findings for the latest frame of a series, with the measured frame rate."""
+
+    findings: list[Finding]
+    frames: int
+    fps: float | None
+
+    @property
+    def faults(self) -> list[Finding]:
+        return faults(self.findings)
+
+
+class VideoChecker:
+    """Checks a camera's frames as they arrive, keeping a short window for frozen detection.
+
+    Not thread-safe: give each camera its own checker and feed it from one thread at a time.
+    """
+
+    def __init__(
+        self,
+        baseline: Baseline,
+        *,
+        window: int = 5,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        if window < 2:
+            raise ValueError("window must hold at least two frames")
+        self.baseline = baseline
+        self.thresholds = thresholds or Thresholds()
+        self._history: deque[_Prepared] = deque(maxlen=window)
+        self._times: deque[float] = deque(maxlen=window)
+
+    def reset(self) -> None:
+        """Forget the window, e.g. after a reconnect."""
+        self._history.clear()
+        self._times.clear()
+
+    def add(self, frame: Frame | None, timestamp: float | None = None) -> VideoReport:
+        """Check one frame (``None`` if none could be read) and return the report."""
+        if frame is None:
+            self.reset()
+            return VideoReport(findings=_no_signal(), frames=0, fps=None)
+        size = (self.baseline.width, self.baseline.height)
+        self._history.append(_prepare(frame, size))
+        if timestamp is not None:
+            self._times.append(timestamp)
+        findings = _run(list(self._history), self.baseline, self.thresholds)
+        return VideoReport(findings=findings, frames=len(self._history), fps=self._fps())
+
+    def check_series(
+        self, frames: Sequence[Frame], timestamps: Sequence[float] | None = None
+    ) -> VideoReport:
+        """Check a burst of frames (oldest first); the report is for the last one."""
+        if timestamps is not None and len(timestamps) != len(frames):
+            raise ValueError("need one timestamp per frame")
+        self.reset()
+        if not frames:
+            return self.add(None)
+        report: VideoReport | None = None
+        size = (self.baseline.width, self.baseline.height)
+        for i, frame in enumerate(frames):
+            if i < len(frames) - 1:
+                self._history.append(_prepare(frame, size))
+                if timestamps is not None:
+                    self._times.append(timestamps[i])
+            else:
+                report = self.add(frame, None if timestamps is None else timestamps[i])
+        assert report is not None
+        return report
+
+    def _fps(self) -> float | None:
+        if len(self._times) < 2:
+            return None
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else None
