@@ -1,0 +1,675 @@
+"""ONVIF camera driver: one ``OnvifCamera`` per device, built on onvif-zeep-async.
+
+Every device call runs under its own ``asyncio.timeout`` (the library's own default is 90 s)
+and every library exception is converted into an ``AdapterError`` carrying the device id at
+this boundary. Parsed WSDL documents are shared by all cameras in the process (the library
+keeps them in a module-level cache keyed by file path); this module makes sure only the first
+camera parses each document, so connecting the 500th camera costs a small fraction of the
+first.
+
+Events (PullPoint) live in ``adapters.onvif.events`` and should be started last, once the
+camera is connected: some cameras slow down after a subscription is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import zeep.exceptions
+from onvif import ONVIFCamera
+from onvif.exceptions import ONVIFAuthError, ONVIFError, ONVIFTimeoutError
+
+from adapters.errors import (
+    AdapterError,
+    AuthFailed,
+    DeviceUnreachable,
+    NotSupported,
+    ProtocolViolation,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S: Final = 10.0
+DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
+CLOCK_TOLERANCE_S: Final = 2.0
+"""Above this offset the driver signs requests with the camera's time instead of its own."""
+
+NS_DEVICEIO: Final = "http://www.onvif.org/ver10/deviceIO/wsdl"
+NS_PULLPOINT: Final = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
+PULLPOINT_PORT: Final = "PullPointSubscription"
+
+_AUTH_SUBCODES: Final = frozenset({"NotAuthorized", "FailedAuthentication", "InvalidSecurity"})
+_UNSUPPORTED_SUBCODES: Final = frozenset(
+    {
+        "ActionNotSupported",
+        "NotSupported",
+        "OptionalOperationNotImplemented",
+        "NoSuchService",
+        "InvalidAction",
+    }
+)
+_URI_SECRET_PARAMS: Final = frozenset({"user", "username", "pass", "password", "pwd", "passwd"})
+
+
+class OnvifFault(AdapterError):
+    """The camera understood the request and refused it with a SOAP fault (bad token, ...)."""
+
+    def __init__(self, device_id: str, message: str, code: str, subcodes: Sequence[str]) -> None:
+        super().__init__(device_id, message)
+        self.code = code
+        self.subcodes = tuple(subcodes)
+
+
+# --- plain result types ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    manufacturer: str | None
+    model: str | None
+    firmware: str | None
+    serial: str | None
+    hardware_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    token: str
+    encoding: str | None
+    width: int | None
+    height: int | None
+    fps_limit: float | None
+    bitrate_kbps: int | None
+    quality: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoProfile:
+    token: str
+    name: str | None
+    video_source_token: str | None
+    encoder: EncoderSettings | None
+    has_ptz: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PtzPreset:
+    token: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOutput:
+    token: str
+    mode: str | None
+    idle_state: str | None
+    delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSummary:
+    """What the health system needs to know about one media profile."""
+
+    token: str
+    name: str | None
+    encoding: str | None
+    width: int | None
+    height: int | None
+    fps_limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraProbe:
+    """Result of one health probe. ``error`` is set (and the rest partly empty) on failure."""
+
+    device_id: str
+    reachable: bool
+    latency_s: float | None = None
+    clock_offset_s: float | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    profiles: tuple[ProfileSummary, ...] = ()
+    stream_uri: str | None = None
+    snapshot_uri: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ..."""
+
+
+# --- WSDL document sharing ------------------------------------------------------------------
+
+# The library caches parsed WSDL documents per file path, but cameras connecting concurrently
+# before the first parse has finished would each parse the same documents again (seconds of
+# CPU and tens of MB each). The first creation of each service kind is therefore serialised;
+# after that every camera reuses the cached documents without waiting.
+_WARM_SERVICES: set[str] = set()
+_WARM_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _warm_lock(service: str) -> asyncio.Lock:
+    locks = _WARM_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(service, asyncio.Lock())
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def strip_uri_credentials(uri: str | None) -> str | None:
+    """Remove ``user:password@`` and credential query parameters some cameras put in URIs."""
+    if not uri:
+        return uri
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k.lower() not in _URI_SECRET_PARAMS]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _local(qname: Any) -> str:
+    text = str(getattr(qname, "localname", None) or qname or "")
+    return text.rpartition("}")[2].rpartition(":")[2]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Some firmware sends xs:dateTime without a zone; ONVIF times are UTC unless stated.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _camera_datetime(system_date_and_time: Any) -> datetime:
+    """The camera's UTC clock from a GetSystemDateAndTime answer."""
+    stamp = getattr(system_date_and_time, "UTCDateTime", None)
+    if stamp is None:
+        # A few cameras fill only LocalDateTime; with no zone rules to apply, take it as UTC
+        # (the resulting offset then shows the misconfiguration instead of hiding it).
+        stamp = getattr(system_date_and_time, "LocalDateTime", None)
+    if stamp is None:
+        raise ValueError("GetSystemDateAndTime has neither UTCDateTime nor LocalDateTime")
+    date, time = stamp.Date, stamp.Time
+    return datetime(
+        int(date.Year),
+        int(date.Month),
+        int(date.Day),
+        int(time.Hour),
+        int(time.Minute),
+        int(time.Second),
+        tzinfo=UTC,
+    )
+
+
+def _deviceio_xaddr(extension: Any) -> str | None:
+    """DeviceIO XAddr from the Extension of a GetCapabilities answer."""
+    if not isinstance(extension, Mapping):
+        return None
+    deviceio = extension.get("DeviceIO")
+    if isinstance(deviceio, Mapping) and deviceio.get("XAddr"):
+        return str(deviceio["XAddr"])
+    # The schema puts a wildcard before DeviceIO in the extension, so the parser usually
+    # swallows DeviceIO into the wildcard as a raw XML element: read its XAddr from there.
+    for element in extension.get("_value_1") or []:
+        if str(getattr(element, "tag", "")).endswith("}DeviceIO"):
+            for child in element:
+                if str(child.tag).endswith("}XAddr") and child.text:
+                    return str(child.text).strip()
+    return None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _encoder(config: Any) -> EncoderSettings:
+    resolution = getattr(config, "Resolution", None)
+    rate = getattr(config, "RateControl", None)
+    return EncoderSettings(
+        token=str(getattr(config, "token", "") or ""),
+        encoding=_opt_str(getattr(config, "Encoding", None)),
+        width=_opt_int(getattr(resolution, "Width", None)),
+        height=_opt_int(getattr(resolution, "Height", None)),
+        fps_limit=_opt_float(getattr(rate, "FrameRateLimit", None)),
+        bitrate_kbps=_opt_int(getattr(rate, "BitrateLimit", None)),
+        quality=_opt_float(getattr(config, "Quality", None)),
+    )
+
+
+def _duration_s(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else None
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+class OnvifCamera:
+    """One ONVIF camera. ``async with`` connects (unless ``lazy``) and closes all sessions.
+
+    Connecting reads the camera clock unauthenticated, discovers service addresses (GetServices,
+    falling back to GetCapabilities for older firmware) and reads the device information.
+    Every method raises only ``AdapterError`` subclasses (plus ``CancelledError``).
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        lazy: bool = False,
+    ) -> None:
+        self.device_id = device_id
+        self.host = host
+        self.port = port
+        self._username = username
+        self._password = password
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._lazy = lazy
+        self._client: ONVIFCamera | None = None
+        self._connect_lock = asyncio.Lock()
+        self.device_info: DeviceInfo | None = None
+        self.clock_offset_s: float | None = None
+        """Camera clock minus hub clock, seconds, from the last measurement."""
+        self.latency_s: float | None = None
+        self.connect_time_s: float | None = None
+
+    def __repr__(self) -> str:
+        return f"OnvifCamera({self.device_id!r}, {self.host}:{self.port})"
+
+    async def __aenter__(self) -> Self:
+        if not self._lazy:
+            await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    # --- connection ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect if not connected; raises ``AdapterError`` and leaves nothing open on failure."""
+        async with self._connect_lock:
+            if self._client is not None:
+                return
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            client = ONVIFCamera(
+                self.host,
+                self.port,
+                self._username,
+                self._password,
+                # The library's optional sqlite cache only serves remote WSDL downloads, which
+                # never happen with the bundled WSDL files; skip its blocking file I/O.
+                no_cache=True,
+            )
+            self._client = client
+            try:
+                async with asyncio.timeout(self.connect_timeout_s):
+                    offset = await self.measure_clock_offset()
+                    # Digest auth embeds a timestamp that cameras check against their own
+                    # clock, so sign with the camera's time when the clocks disagree.
+                    client.adjust_time = abs(offset) > CLOCK_TOLERANCE_S
+                    await self._guard("update service addresses", self._update_xaddrs(client))
+                    self.device_info = await self.get_device_information()
+            except BaseException as exc:
+                self._client = None
+                await self._close_client(client)
+                if isinstance(exc, TimeoutError):
+                    raise DeviceUnreachable(
+                        self.device_id, f"connect took longer than {self.connect_timeout_s}s"
+                    ) from exc
+                raise
+            self.connect_time_s = loop.time() - started
+            log.debug(
+                "%s: connected to %s:%d in %.3fs (clock offset %.1fs)",
+                self.device_id,
+                self.host,
+                self.port,
+                self.connect_time_s,
+                offset,
+            )
+
+    async def _update_xaddrs(self, client: ONVIFCamera) -> None:
+        async with self._first_parse("devicemgmt"):
+            await client.update_xaddrs()
+        if NS_DEVICEIO not in client.xaddrs:
+            # GetCapabilities lists DeviceIO only under Extension, which the library does not
+            # map; cameras without GetServices would otherwise look like they had no relays.
+            capabilities = await client.get_capabilities() or {}
+            xaddr = _deviceio_xaddr(capabilities.get("Extension"))
+            if xaddr:
+                client.xaddrs[NS_DEVICEIO] = xaddr
+
+    async def close(self) -> None:
+        """Close every HTTP session; idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await self._close_client(client)
+
+    async def _close_client(self, client: ONVIFCamera) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await client.close()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.debug("%s: error while closing sessions: %s", self.device_id, exc)
+
+    # --- generic call --------------------------------------------------------------------
+
+    def _require(self) -> ONVIFCamera:
+        if self._client is None:
+            raise DeviceUnreachable(self.device_id, "not connected")
+        return self._client
+
+    @contextlib.asynccontextmanager
+    async def _first_parse(self, service: str) -> AsyncIterator[None]:
+        if service in _WARM_SERVICES:
+            yield
+            return
+        async with _warm_lock(service):
+            yield
+            _WARM_SERVICES.add(service)
+
+    async def _service(self, name: str, port_type: str | None) -> Any:
+        client = self._require()
+        async with self._first_parse(name):
+            return await client.create_onvif_service(name, port_type=port_type)
+
+    async def call(
+        self,
+        service: str,
+        operation: str,
+        params: Any = None,
+        *,
+        timeout_s: float | None = None,
+        port_type: str | None = None,
+    ) -> Any:
+        """Call one ONVIF operation under a timeout; library errors become ``AdapterError``.
+
+        ``service`` is the library's service name (``devicemgmt``, ``media``, ``ptz``,
+        ``deviceio``, ``events``, ``pullpoint``, ``subscription``); an ``authless_`` prefix on
+        ``operation`` sends it without WS-Security.
+        """
+        what = f"{service}.{operation}"
+
+        async def invoke() -> Any:
+            svc = await self._service(service, port_type)
+            try:
+                method = getattr(svc, operation)
+            except AttributeError as exc:
+                raise NotSupported(self.device_id, f"{what}: no such operation") from exc
+            return await method(params)
+
+        return await self._guard(what, invoke(), timeout_s)
+
+    async def _guard(self, what: str, awaitable: Any, timeout_s: float | None = None) -> Any:
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await awaitable
+        except AdapterError:
+            raise
+        except TimeoutError as exc:
+            raise DeviceUnreachable(self.device_id, f"{what}: no answer within {limit}s") from exc
+        except Exception as exc:
+            raise self._convert(what, exc) from exc
+
+    def _convert(self, what: str, exc: BaseException) -> AdapterError:
+        """Map one library exception to the adapter error hierarchy."""
+        device = self.device_id
+        if isinstance(exc, zeep.exceptions.Fault):
+            subcodes = [_local(s) for s in (exc.subcodes or [])]
+            code = _local(exc.code)
+            names = {code, *subcodes}
+            text = f"{what}: SOAP fault {code}{'/' + '/'.join(subcodes) if subcodes else ''}"
+            if names & _AUTH_SUBCODES or "not authorized" in str(exc.message or "").lower():
+                return AuthFailed(device, f"{text}: {exc.message}")
+            if names & _UNSUPPORTED_SUBCODES:
+                return NotSupported(device, f"{text}: {exc.message}")
+            return OnvifFault(device, f"{text}: {exc.message}", code, subcodes)
+        if isinstance(exc, zeep.exceptions.TransportError):
+            status = getattr(exc, "status_code", 0)
+            if status in (401, 403):
+                return AuthFailed(device, f"{what}: HTTP {status}")
+            if status in (404, 405, 501):
+                return NotSupported(device, f"{what}: HTTP {status}")
+            return ProtocolViolation(device, f"{what}: {exc}")
+        if isinstance(exc, zeep.exceptions.Error | ValueError | KeyError | TypeError):
+            return ProtocolViolation(device, f"{what}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return ProtocolViolation(device, f"{what}: {exc}")
+        if isinstance(exc, aiohttp.ClientError | OSError | ONVIFTimeoutError):
+            return DeviceUnreachable(device, f"{what}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, ONVIFAuthError):
+            return AuthFailed(device, f"{what}: {exc}")
+        if isinstance(exc, ONVIFError):
+            # safe_func wraps the real cause; convert that when there is one.
+            cause = exc.__cause__
+            if cause is not None and not isinstance(cause, ONVIFError):
+                return self._convert(what, cause)
+            if "support service" in str(exc):
+                return NotSupported(device, f"{what}: {exc}")
+            return ProtocolViolation(device, f"{what}: {exc}")
+        return ProtocolViolation(device, f"{what}: unexpected {type(exc).__name__}: {exc}")
+
+    # --- device --------------------------------------------------------------------------
+
+    async def measure_clock_offset(self) -> float:
+        """Camera clock minus hub clock in seconds, measured around one round trip."""
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        try:
+            answer = await self.call("devicemgmt", "authless_GetSystemDateAndTime")
+        except (AuthFailed, OnvifFault):
+            # Some firmware wants authentication even for the clock.
+            sent = loop.time()
+            answer = await self.call("devicemgmt", "GetSystemDateAndTime")
+        received = loop.time()
+        try:
+            camera_now = _camera_datetime(answer)
+        except (AttributeError, ValueError, TypeError) as exc:
+            raise ProtocolViolation(self.device_id, f"unreadable camera clock: {exc}") from exc
+        round_trip = received - sent
+        hub_mid = datetime.now(UTC) - timedelta(seconds=round_trip / 2)
+        self.latency_s = round_trip
+        self.clock_offset_s = (camera_now - hub_mid).total_seconds()
+        return self.clock_offset_s
+
+    async def get_device_information(self) -> DeviceInfo:
+        answer = await self.call("devicemgmt", "GetDeviceInformation")
+        return DeviceInfo(
+            manufacturer=_opt_str(getattr(answer, "Manufacturer", None)),
+            model=_opt_str(getattr(answer, "Model", None)),
+            firmware=_opt_str(getattr(answer, "FirmwareVersion", None)),
+            serial=_opt_str(getattr(answer, "SerialNumber", None)),
+            hardware_id=_opt_str(getattr(answer, "HardwareId", None)),
+        )
+
+    # --- media ---------------------------------------------------------------------------
+
+    async def get_profiles(self) -> list[VideoProfile]:
+        answer = await self.call("media", "GetProfiles")
+        profiles = []
+        for profile in answer or []:
+            source = getattr(profile, "VideoSourceConfiguration", None)
+            encoder = getattr(profile, "VideoEncoderConfiguration", None)
+            profiles.append(
+                VideoProfile(
+                    token=str(profile.token),
+                    name=_opt_str(getattr(profile, "Name", None)),
+                    video_source_token=_opt_str(getattr(source, "SourceToken", None)),
+                    encoder=_encoder(encoder) if encoder is not None else None,
+                    has_ptz=getattr(profile, "PTZConfiguration", None) is not None,
+                )
+            )
+        return profiles
+
+    async def get_encoder_settings(self, configuration_token: str) -> EncoderSettings:
+        answer = await self.call(
+            "media", "GetVideoEncoderConfiguration", {"ConfigurationToken": configuration_token}
+        )
+        return _encoder(answer)
+
+    async def get_stream_uri(self, profile_token: str, *, protocol: str = "RTSP") -> str:
+        """Stream URI for a profile (``RTSP`` or ``HTTP``), without embedded credentials."""
+        answer = await self.call(
+            "media",
+            "GetStreamUri",
+            {
+                "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": protocol}},
+                "ProfileToken": profile_token,
+            },
+        )
+        uri = strip_uri_credentials(_opt_str(getattr(answer, "Uri", None)))
+        if not uri:
+            raise ProtocolViolation(self.device_id, "GetStreamUri returned no Uri")
+        return uri
+
+    async def get_snapshot_uri(self, profile_token: str) -> str | None:
+        """Snapshot URI without embedded credentials, or None if the camera has none."""
+        try:
+            answer = await self.call("media", "GetSnapshotUri", {"ProfileToken": profile_token})
+        except NotSupported:
+            return None
+        return strip_uri_credentials(_opt_str(getattr(answer, "Uri", None))) or None
+
+    # --- PTZ -----------------------------------------------------------------------------
+
+    async def get_presets(self, profile_token: str) -> list[PtzPreset]:
+        answer = await self.call("ptz", "GetPresets", {"ProfileToken": profile_token})
+        return [PtzPreset(str(p.token), _opt_str(getattr(p, "Name", None))) for p in answer or []]
+
+    async def goto_preset(self, profile_token: str, preset_token: str) -> None:
+        await self.call(
+            "ptz", "GotoPreset", {"ProfileToken": profile_token, "PresetToken": preset_token}
+        )
+
+    # --- relays --------------------------------------------------------------------------
+
+    async def get_relay_outputs(self) -> list[RelayOutput]:
+        answer = await self.call("deviceio", "GetRelayOutputs")
+        relays = []
+        for relay in answer or []:
+            props = getattr(relay, "Properties", None)
+            relays.append(
+                RelayOutput(
+                    token=str(relay.token),
+                    mode=_opt_str(getattr(props, "Mode", None)),
+                    idle_state=_opt_str(getattr(props, "IdleState", None)),
+                    delay_s=_duration_s(getattr(props, "DelayTime", None)),
+                )
+            )
+        return relays
+
+    async def set_relay_output(self, token: str, active: bool) -> None:
+        await self.call(
+            "deviceio",
+            "SetRelayOutputState",
+            {"RelayOutputToken": token, "LogicalState": "active" if active else "inactive"},
+        )
+
+    async def pulse_relay_output(self, token: str, seconds: float) -> None:
+        """Activate a relay for ``seconds``, then deactivate it, even if cancelled meanwhile."""
+        try:
+            await self.set_relay_output(token, True)
+            await asyncio.sleep(seconds)
+        except BaseException:
+            # Cancelled or failed part-way: the activation may have reached the device, and a
+            # siren or door strike must not stay on. The original exception wins.
+            try:
+                await self.set_relay_output(token, False)
+            except AdapterError as exc:
+                log.warning("%s: could not release relay %s: %s", self.device_id, token, exc)
+            raise
+        await self.set_relay_output(token, False)
+
+    # --- events support ------------------------------------------------------------------
+
+    def set_pullpoint_address(self, address: str) -> None:
+        """Point the ``pullpoint``/``subscription`` services at a new subscription address."""
+        self._require().xaddrs[NS_PULLPOINT] = address
+
+    # --- health --------------------------------------------------------------------------
+
+    async def probe(self) -> CameraProbe:
+        """Check the camera end to end; never raises ``AdapterError`` (it is in ``error``)."""
+        try:
+            await self.connect()
+            offset = await self.measure_clock_offset()
+            latency = self.latency_s
+            info = self.device_info
+            profiles = await self.get_profiles()
+            stream_uri = snapshot_uri = None
+            if profiles:
+                stream_uri = await self.get_stream_uri(profiles[0].token)
+                snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
+        except AdapterError as exc:
+            return CameraProbe(
+                device_id=self.device_id,
+                reachable=not isinstance(exc, DeviceUnreachable),
+                latency_s=self.latency_s,
+                clock_offset_s=self.clock_offset_s,
+                error=exc.message,
+                error_type=type(exc).__name__,
+            )
+        return CameraProbe(
+            device_id=self.device_id,
+            reachable=True,
+            latency_s=latency,
+            clock_offset_s=offset,
+            manufacturer=info.manufacturer if info else None,
+            model=info.model if info else None,
+            firmware=info.firmware if info else None,
+            profiles=tuple(
+                ProfileSummary(
+                    token=p.token,
+                    name=p.name,
+                    encoding=p.encoder.encoding if p.encoder else None,
+                    width=p.encoder.width if p.encoder else None,
+                    height=p.encoder.height if p.encoder else None,
+                    fps_limit=p.encoder.fps_limit if p.encoder else None,
+                )
+                for p in profiles
+            ),
+            stream_uri=stream_uri,
+            snapshot_uri=snapshot_uri,
+        )
