@@ -1,0 +1,171 @@
+"""The hub application: composes store, ingest, police link, drivers and web.
+
+Every long-lived part is an async context manager entered on one ``AsyncExitStack``; leaving
+the stack stops them in reverse order: drivers stop accepting first, in-flight commits finish,
+the police link says "offline", the store closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import select
+
+from hub.bus import EventBus
+from hub.config import SiteConfig
+from hub.ingest import Ingest
+from hub.police.link import CommandError, PoliceLink
+from hub.site import SiteIndex
+from hub.store import StoreWriter, create_engine, safe_url, upgrade
+from hub.store.models import Event
+from hub.store.writer import (
+    Audit,
+    Operation,
+    StoredEvent,
+    StoreEvent,
+    UnknownEvent,
+    UpdateEvent,
+    iso,
+    now_utc,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """One mall's hub. ``async with Hub(config) as hub: await hub.serve_forever()``."""
+
+    def __init__(self, config: SiteConfig, *, extra_parts: list[Any] | None = None) -> None:
+        self.config = config
+        self.index = SiteIndex(config)
+        self.bus = EventBus()
+        self.started_at: datetime = now_utc()
+        self.engine = create_engine(config.storage.url())
+        self.writer = StoreWriter(self.engine)
+        self.ingest = Ingest(config, self.index, self.writer)
+        self.police = PoliceLink(config, self.engine, self.writer, started_at=self.started_at)
+        self.prefix = config.topic_prefix
+        self._stack = AsyncExitStack()
+        self._extra = extra_parts or []
+        self.parts: dict[str, Any] = {}
+        self.writer.add_listener(self._publish_to_bus)
+        self.police.register("ack", self._cmd_ack)
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        try:
+            log.info("store: %s", safe_url(self.config.storage.url()))
+            await upgrade(self.engine)
+            stack.push_async_callback(self.engine.dispose)
+            await stack.enter_async_context(self.writer)
+            await stack.enter_async_context(self.police)
+            for part in self._extra:
+                await stack.enter_async_context(part)
+            await self._start_drivers(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _start_drivers(self, stack: AsyncExitStack) -> None:
+        """Start the device drivers the config asks for."""
+        from hub.drivers import start_drivers
+
+        await start_drivers(self, stack)
+
+    async def serve_forever(self) -> None:
+        await asyncio.Event().wait()
+
+    # --- store helpers used by the parts ---------------------------------------------------
+
+    async def submit(self, op: Operation) -> Any:
+        return await self.writer.submit(op)
+
+    async def store_event(self, op: StoreEvent) -> StoredEvent:
+        result: StoredEvent = await self.writer.submit(op)
+        return result
+
+    async def update_event(
+        self,
+        event_id: str,
+        changes: dict[str, Any],
+        *,
+        actor: str = "hub",
+        audit_action: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a change to an event and queue the update message for the police."""
+        result: dict[str, Any] = await self.writer.submit(
+            UpdateEvent(
+                event_id,
+                f"{self.prefix}/updates",
+                self.config.site.id,
+                changes,
+                actor=actor,
+                audit_action=audit_action,
+            )
+        )
+        return result
+
+    async def audit(self, actor: str, action: str, subject: str, **detail: Any) -> None:
+        await self.writer.submit(Audit(actor, action, subject, dict(detail)))
+
+    async def acknowledge(
+        self, event_id: str, *, by: str, via: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Acknowledge an event (idempotent for an event that is already past ``new``)."""
+        async with self.writer.sessions() as s:
+            row = (
+                await s.execute(select(Event.state).where(Event.event_id == event_id))
+            ).scalar_one_or_none()
+        if row is None:
+            raise UnknownEvent(event_id)
+        if row != "new":
+            return {"event_id": event_id, "state": row, "changed": False}
+        state: dict[str, Any] = {
+            "state": "acknowledged",
+            "by": by,
+            "via": via,
+            "at": iso(now_utc()),
+        }
+        if note:
+            state["note"] = note
+        await self.update_event(
+            event_id, {"state": state}, actor=f"{via}:{by}", audit_action="event.acknowledged"
+        )
+        return {"event_id": event_id, "state": "acknowledged", "changed": True}
+
+    async def _cmd_ack(self, body: dict[str, Any]) -> dict[str, Any]:
+        event_id = body.get("event_id")
+        by = body.get("by")
+        note = body.get("note")
+        if not isinstance(event_id, str) or not event_id:
+            raise CommandError("invalid", "event_id (string) is required")
+        if not isinstance(by, str) or not by:
+            raise CommandError("invalid", "by (string) is required")
+        if note is not None and not isinstance(note, str):
+            raise CommandError("invalid", "note must be a string")
+        try:
+            return await self.acknowledge(event_id, by=by[:128], via="police", note=note)
+        except UnknownEvent as exc:
+            raise CommandError("not_found", f"no event {event_id}") from exc
+
+    def _publish_to_bus(self, pairs: Any) -> None:
+        for op, result in pairs:
+            if isinstance(op, StoreEvent) and isinstance(result, StoredEvent):
+                if not result.duplicate:
+                    self.bus.publish("event", result)
+            elif isinstance(op, UpdateEvent):
+                self.bus.publish("update", result)

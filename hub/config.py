@@ -1,0 +1,589 @@
+"""Site configuration: one pydantic model tree, loaded from YAML and validated once at start.
+
+``${VAR}`` and ``${VAR:-default}`` in any string value are replaced from the environment
+before validation, so secrets live in the environment, never in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Role = Literal[
+    "gate",
+    "monitoring_room",
+    "duty_room",
+    "finance_room",
+    "perimeter",
+    "entrance",
+    "passage",
+    "parking",
+    "shop",
+    "corridor",
+    "other",
+]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Letters, digits, '-', '_' and '.'; safe in MQTT topics and URLs.",
+    ),
+]
+EventKindPattern = Annotated[
+    str,
+    Field(
+        pattern=r"^(alarm|fault|info)(\.[a-z0-9_*]+)*$",
+        description="An event kind such as 'alarm.panic'; '*' matches any kind ('alarm.*').",
+    ),
+]
+
+
+class ConfigError(Exception):
+    """The configuration could not be loaded. ``errors`` lists ``(path, message)`` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{p}: {m}" for p, m in errors))
+        self.errors = errors
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- site and infrastructure -----------------------------------------------------------
+
+
+class Coordinates(Model):
+    lat: float = Field(ge=-90, le=90, title="Latitude", description="WGS-84 degrees.")
+    lon: float = Field(ge=-180, le=180, title="Longitude", description="WGS-84 degrees.")
+
+
+class Site(Model):
+    id: Identifier = Field(title="Site id", description="Unique id of this mall; part of topics.")
+    name: str = Field(min_length=1, title="Name", description="The mall's name, e.g. 郑州某广场.")
+    address: str = Field(default="", title="Address", description="Postal address.")
+    coordinates: Coordinates | None = Field(default=None, title="Coordinates")
+    floor_area_m2: float = Field(
+        default=0, ge=0, title="Floor area", description="Business floor area in m²."
+    )
+    guards: int = Field(
+        default=0, ge=0, title="Full-time guards", description="Full-time security guards."
+    )
+    timezone: str = Field(default="Asia/Shanghai", title="Time zone", description="IANA zone.")
+    language: Literal["zh-CN", "en"] = Field(
+        default="zh-CN", title="Language", description="Default language of UI and reports."
+    )
+
+
+class Storage(Model):
+    data_dir: Path = Field(
+        default=Path("data"),
+        title="Data directory",
+        description="Where the SQLite database, snapshots and baselines are kept.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        title="Database URL",
+        description="SQLAlchemy URL, e.g. postgresql+asyncpg://…; default SQLite in data_dir.",
+    )
+    dedupe_window_s: float = Field(
+        default=3600,
+        gt=0,
+        title="Dedupe window",
+        description="A resent device message within this many seconds is the same event.",
+    )
+
+    def url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'mallhub.db').as_posix()}"
+
+
+class Tls(Model):
+    ca_file: Path | None = Field(default=None, description="CA bundle; system CAs if unset.")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM).")
+    key_file: Path | None = Field(default=None, description="Client private key (PEM).")
+    verify_hostname: bool = Field(default=True, description="Check the server's host name.")
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> Tls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class PoliceLink(Model):
+    url: str = Field(
+        title="Broker URL",
+        description="mqtt://host:port or mqtts://host:port of the police platform's broker.",
+    )
+    username: str | None = Field(default=None, description="MQTT user name.")
+    password: SecretStr | None = Field(default=None, description="MQTT password (use ${VAR}).")
+    tls: Tls = Field(default_factory=Tls, description="TLS settings for mqtts://.")
+    topic_prefix: str | None = Field(
+        default=None, description="Topic prefix; default mallhub/v1/<site id>."
+    )
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto", description="MQTT version; auto tries 5 and falls back to 3.1.1."
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive.")
+    session_expiry_s: int = Field(
+        default=7 * 86400, ge=86400, description="Persistent session lifetime (MQTT 5)."
+    )
+    heartbeat_s: float = Field(default=60, gt=0, description="Status republish interval.")
+    receipts: Literal["off", "optional", "required"] = Field(
+        default="optional",
+        description="required: alarms without a receipt are published again after the timeout.",
+    )
+    receipt_timeout_s: float = Field(default=30, gt=0, description="See receipts.")
+    inline_snapshot_max_bytes: int = Field(
+        default=256 * 1024, ge=0, description="Snapshots up to this size travel inline (base64)."
+    )
+    publish_window: int = Field(
+        default=64, ge=1, le=1000, description="QoS 1 messages in flight at once."
+    )
+    reconnect_max_s: float = Field(default=30, gt=0, description="Longest reconnect backoff.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError("has no host")
+        if parts.username or parts.password:
+            raise ValueError("put credentials in username/password, not in the URL")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from exc
+        return v
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not v or any(c in v for c in "+#") or v.startswith("/") or v.endswith("/")
+        ):
+            raise ValueError("must be non-empty, without '+', '#' or a leading/trailing '/'")
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class Http(Model):
+    host: str = Field(default="127.0.0.1", description="Address the web console listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
+    tls_cert_file: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
+    tls_key_file: Path | None = Field(default=None, description="Key for tls_cert_file.")
+    public_url: str | None = Field(
+        default=None, description="How others reach the hub (used in snapshot URLs)."
+    )
+
+
+class AlarmReceiver(Model):
+    host: str = Field(default="0.0.0.0", description="Address the SIA DC-09 receiver binds.")
+    tcp_port: int = Field(default=10001, ge=0, le=65535, description="TCP port (0 = free).")
+    udp_port: int | None = Field(
+        default=10001, ge=0, le=65535, description="UDP port (0 = free, null = off)."
+    )
+    max_connections: int = Field(default=512, ge=1, description="Concurrent TCP connections.")
+    idle_timeout_s: float = Field(default=120, gt=0, description="Close silent connections.")
+    unknown_account_fault_every_s: float = Field(
+        default=300, gt=0, description="At most one unknown-account fault per account per period."
+    )
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+class Location(Model):
+    floor: str = Field(min_length=1, description="Floor label, e.g. 'B1', '1F'.")
+    zone: str = Field(min_length=1, description="Zone id; devices in one zone are linked.")
+    role: Role | None = Field(default=None, description="What the location is, for compliance.")
+    description: str = Field(default="", description="Free text, e.g. 北门入口.")
+
+
+class Button(Model):
+    zone: int = Field(ge=0, le=9999, description="The panel's zone number for this device.")
+    id: Identifier
+    name: str = Field(min_length=1)
+    type: Literal["alarm_button", "detector", "fire_detector"] = "alarm_button"
+    location: Location
+    required: bool = Field(default=True, description="Counts for compliance when true.")
+
+
+class AlarmPanel(Model):
+    id: Identifier
+    name: str = Field(min_length=1)
+    location: Location
+    account: str = Field(pattern=r"^[0-9A-Fa-f]{3,16}$", description="SIA DC-09 account (hex).")
+    key: SecretStr | None = Field(default=None, description="AES key for encrypted messages.")
+    key_format: Literal["ascii", "hex"] = Field(
+        default="hex", description="Key given as ASCII text (16/24/32) or hex (32/48/64)."
+    )
+    supervision_interval_s: float | None = Field(
+        default=None, gt=0, description="Panel's periodic message interval; null = unsupervised."
+    )
+    supervision_grace_s: float = Field(
+        default=30, ge=0, description="Silence beyond interval + grace is a fault."
+    )
+    zones: list[Button] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> AlarmPanel:
+        seen: set[int] = set()
+        for b in self.zones:
+            if b.zone in seen:
+                raise ValueError(f"zone {b.zone} appears twice")
+            seen.add(b.zone)
+        if self.key is not None:
+            k = self.key.get_secret_value()
+            if self.key_format == "ascii" and len(k) not in (16, 24, 32):
+                raise ValueError("an ASCII key has 16, 24 or 32 characters")
+            if self.key_format == "hex" and (
+                len(k) not in (32, 48, 64) or re.fullmatch(r"[0-9A-Fa-f]+", k) is None
+            ):
+                raise ValueError("a hex key has 32, 48 or 64 hex digits")
+        return self
+
+
+class Camera(Model):
+    id: Identifier
+    name: str = Field(min_length=1)
+    location: Location
+    host: str = Field(min_length=1, description="Camera address.")
+    port: int = Field(default=80, ge=1, le=65535, description="ONVIF HTTP port.")
+    username: str | None = None
+    password: SecretStr | None = None
+    ptz_presets: dict[str, str] = Field(
+        default_factory=dict, description="Named PTZ presets → preset tokens."
+    )
+    relays: list[str] = Field(default_factory=list, description="Relay output tokens.")
+    required: bool = Field(default=True, description="Counts for compliance when true.")
+    events: bool = Field(default=True, description="Subscribe to the camera's own events.")
+
+
+class BroadcastZone(Model):
+    id: Identifier
+    name: str = Field(min_length=1)
+    floor: str | None = None
+    target: str = Field(
+        default="", description="Controller-specific address: zone number or SIP extension."
+    )
+
+
+class BroadcastController(Model):
+    id: Identifier
+    name: str = Field(min_length=1)
+    location: Location
+    driver: Literal["http", "sip"] = "http"
+    url: str = Field(description="http(s)://… for http; sip:host:port for sip.")
+    username: str | None = None
+    password: SecretStr | None = None
+    zones: list[BroadcastZone] = Field(min_length=1)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Driver options (endpoint paths, payload templates)."
+    )
+
+
+class Devices(Model):
+    alarm_panels: list[AlarmPanel] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list)
+    broadcast: list[BroadcastController] = Field(default_factory=list)
+
+
+# --- linkage, health, compliance -------------------------------------------------------
+
+
+class LinkageMatch(Model):
+    kinds: list[EventKindPattern] = Field(default_factory=lambda: ["alarm.*"])
+    max_priority: int = Field(default=4, ge=1, le=4, description="Match priority ≤ this.")
+    devices: list[Identifier] = Field(default_factory=list, description="Empty = any device.")
+    zones: list[str] = Field(default_factory=list, description="Empty = any zone.")
+    floors: list[str] = Field(default_factory=list, description="Empty = any floor.")
+    schedule: str | None = Field(
+        default=None,
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Local time window HH:MM-HH:MM; empty = always.",
+    )
+
+
+class SnapshotAction(Model):
+    type: Literal["snapshot"]
+    cameras: list[Identifier] | Literal["linked"] = "linked"
+
+
+class PtzAction(Model):
+    type: Literal["ptz_preset"]
+    camera: Identifier
+    preset: str
+
+
+class RelayAction(Model):
+    type: Literal["relay_pulse"]
+    camera: Identifier
+    relay: str
+    seconds: float = Field(default=5, gt=0, le=600)
+
+
+class BroadcastAction(Model):
+    type: Literal["broadcast"]
+    controller: Identifier
+    zones: list[Identifier] | Literal["all"] = "all"
+    message: str = Field(default="evacuation", description="Stored message name or text.")
+
+
+class RenotifyAction(Model):
+    type: Literal["renotify"]
+    after_s: float = Field(default=120, gt=0)
+
+
+Action = Annotated[
+    SnapshotAction | PtzAction | RelayAction | BroadcastAction | RenotifyAction,
+    Field(discriminator="type"),
+]
+
+
+class LinkageRule(Model):
+    name: Identifier
+    match: LinkageMatch = Field(default_factory=LinkageMatch)
+    actions: list[Action] = Field(min_length=1)
+    timeout_s: float = Field(default=4, gt=0, le=120, description="Per action.")
+    retries: int = Field(default=1, ge=0, le=10)
+
+
+class Health(Model):
+    camera_interval_s: float = Field(default=60, gt=0)
+    video_interval_s: float = Field(default=300, gt=0)
+    broadcast_interval_s: float = Field(default=60, gt=0)
+    probe_timeout_s: float = Field(default=10, gt=0)
+    concurrency: int = Field(default=32, ge=1, le=1024)
+    fail_threshold: int = Field(default=3, ge=1, description="Failures in a row to go offline.")
+    recover_threshold: int = Field(default=2, ge=1, description="Successes to come back.")
+    jitter: float = Field(default=0.1, ge=0, le=0.5, description="Fraction of the interval.")
+    probe_retention_days: int = Field(default=30, ge=1)
+
+
+class Compliance(Model):
+    evaluate_every_s: float = Field(default=60, gt=0)
+    camera_availability_pct: float = Field(default=99, ge=0, le=100)
+    min_fps: float = Field(default=25, gt=0)
+    min_resolution_key: tuple[int, int] = Field(default=(1280, 720))
+    min_resolution_other: tuple[int, int] = Field(default=(704, 576))
+    max_clock_offset_s: float = Field(default=5, ge=0)
+    retention_days: int = Field(default=30, ge=1)
+    linkage_budget_s: float = Field(default=4, gt=0)
+    button_test_days: int = Field(default=30, ge=1)
+    alarm_response_s: float = Field(default=2, gt=0)
+    receipt_max_age_s: float = Field(default=300, gt=0)
+    broadcast_test_days: int = Field(default=30, ge=1)
+    ack_within_s: float = Field(default=60, gt=0)
+    drill_days: int = Field(default=92, ge=1)
+    training_days: int = Field(default=31, ge=1)
+    hazard_register_days: int = Field(default=31, ge=1)
+
+
+class AlarmLifecycle(Model):
+    escalate_after_s: float = Field(default=120, gt=0, description="Unacknowledged → escalate.")
+    latch_kinds: list[EventKindPattern] = Field(
+        default_factory=lambda: ["alarm.panic", "alarm.duress", "alarm.holdup"],
+        description="Alarms that stay until a person closes them.",
+    )
+
+
+# --- the whole site ---------------------------------------------------------------------
+
+
+class SiteConfig(Model):
+    """A mall's complete configuration."""
+
+    site: Site
+    storage: Storage = Field(default_factory=Storage)
+    police: PoliceLink
+    http: Http = Field(default_factory=Http)
+    alarm_receiver: AlarmReceiver = Field(default_factory=AlarmReceiver)
+    devices: Devices = Field(default_factory=Devices)
+    linkage: list[LinkageRule] = Field(default_factory=list)
+    health: Health = Field(default_factory=Health)
+    compliance: Compliance = Field(default_factory=Compliance)
+    alarms: AlarmLifecycle = Field(default_factory=AlarmLifecycle)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> SiteConfig:
+        problems: list[str] = []
+        seen: dict[str, str] = {}
+        for dev_id, kind in self.iter_device_ids():
+            if dev_id in seen:
+                problems.append(f"device id {dev_id!r} is used twice ({seen[dev_id]}, {kind})")
+            seen[dev_id] = kind
+        accounts: set[str] = set()
+        for p in self.devices.alarm_panels:
+            acct = p.account.upper()
+            if acct in accounts:
+                problems.append(f"alarm account {p.account!r} is used by two panels")
+            accounts.add(acct)
+        cams = {c.id: c for c in self.devices.cameras}
+        ctrls = {b.id: b for b in self.devices.broadcast}
+        for rule in self.linkage:
+            for dev in rule.match.devices:
+                if dev not in seen:
+                    problems.append(f"linkage rule {rule.name!r} matches unknown device {dev!r}")
+            for a in rule.actions:
+                if isinstance(a, SnapshotAction) and a.cameras != "linked":
+                    problems += [
+                        f"linkage rule {rule.name!r}: unknown camera {c!r}"
+                        for c in a.cameras
+                        if c not in cams
+                    ]
+                elif isinstance(a, PtzAction | RelayAction) and a.camera not in cams:
+                    problems.append(f"linkage rule {rule.name!r}: unknown camera {a.camera!r}")
+                elif isinstance(a, BroadcastAction):
+                    ctrl = ctrls.get(a.controller)
+                    if ctrl is None:
+                        problems.append(
+                            f"linkage rule {rule.name!r}: unknown broadcast controller "
+                            f"{a.controller!r}"
+                        )
+                    elif a.zones != "all":
+                        known = {z.id for z in ctrl.zones}
+                        problems += [
+                            f"linkage rule {rule.name!r}: controller {ctrl.id!r} has no zone {z!r}"
+                            for z in a.zones
+                            if z not in known
+                        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def iter_device_ids(self) -> Iterator[tuple[str, str]]:
+        for p in self.devices.alarm_panels:
+            yield p.id, "alarm_panel"
+            for b in p.zones:
+                yield b.id, b.type
+        for c in self.devices.cameras:
+            yield c.id, "camera"
+        for bc in self.devices.broadcast:
+            yield bc.id, "broadcast"
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.police.topic_prefix or f"mallhub/v1/{self.site.id}"
+
+
+# --- loading -----------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(
+    tree: Any, env: Mapping[str, str], path: str = "", errors: list[tuple[str, str]] | None = None
+) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of ``tree``.
+
+    A variable that is unset and has no default is reported in ``errors`` with its path.
+    """
+    errs = errors if errors is not None else []
+    if isinstance(tree, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errs.append((path or "(root)", f"environment variable {name} is not set"))
+            return ""
+
+        return _VAR.sub(repl, tree)
+    if isinstance(tree, dict):
+        return {k: substitute_env(v, env, _join(path, str(k)), errs) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [substitute_env(v, env, _join(path, str(i)), errs) for i, v in enumerate(tree)]
+    return tree
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _format_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors():
+        # Drop the names pydantic adds for tagged unions so paths read like the YAML.
+        loc = [str(p) for p in err["loc"] if not str(p).endswith("Action")]
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append((".".join(loc) or "(root)", msg))
+    return out
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None) -> SiteConfig:
+    """Validate an already-parsed YAML tree. Raises ConfigError listing every bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError([("(root)", "the file must contain a mapping (key: value)")])
+    errors: list[tuple[str, str]] = []
+    data = substitute_env(data, os.environ if env is None else env, errors=errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from exc
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> SiteConfig:
+    """Read and validate a YAML config file. Raises ConfigError with readable messages."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(p), f"cannot read: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(p), "is not UTF-8 text")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([(str(p), f"invalid YAML{where}: {problem}")]) from exc
+    return parse_config(data, env)
+
+
+def json_schema() -> str:
+    """The configuration's JSON Schema, generated from the models."""
+    return json.dumps(SiteConfig.model_json_schema(), indent=2, ensure_ascii=False)

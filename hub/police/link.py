@@ -1,0 +1,494 @@
+"""The MQTT link to the police alarm platform (contract: docs/police-link.md).
+
+The link only ever reads the outbox: whatever is stored leaves, in priority order, as QoS 1
+on a persistent session, and is marked published only after the broker's PUBACK. A crash,
+a broker restart or a link outage at any point therefore causes, at worst, a repeat of the
+same ``event_id``, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub import __version__
+from hub.config import SiteConfig
+from hub.store.models import Outbox, Retained
+from hub.store.writer import (
+    EnqueueMessage,
+    MarkPublished,
+    MarkReceipted,
+    StoreWriter,
+    iso,
+    now_utc,
+)
+
+log = logging.getLogger(__name__)
+# The MQTT client warns on every publish beyond ten in flight; a publish window is exactly
+# that, so only its errors are worth a log line.
+mqtt_log = logging.getLogger(f"{__name__}.mqtt")
+mqtt_log.setLevel(logging.ERROR)
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_COMMAND_BYTES = 64 * 1024
+# Larger commands are refused, but up to this size we still read the request_id so the
+# platform gets its answer on its own response topic.
+MAX_PARSE_BYTES = 1024 * 1024
+RESPONSE_PRIORITY = 2
+
+CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class CommandError(Exception):
+    """A command could not be carried out; ``code`` goes into the error response."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class LinkState:
+    connected: bool = False
+    protocol: str | None = None
+    connected_since: datetime | None = None
+    last_error: str = ""
+    last_receipt_at: datetime | None = None
+    connects: int = 0
+    published: int = 0
+    republished_for_receipt: int = 0
+    receipts: int = 0
+    commands: int = 0
+    command_errors: int = 0
+    receipt_latencies: list[float] = field(default_factory=list)
+
+
+class PoliceLink:
+    """Async context manager that keeps the link up until the hub stops."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        engine: AsyncEngine,
+        writer: StoreWriter,
+        *,
+        started_at: datetime | None = None,
+    ) -> None:
+        self.config = config
+        self.police = config.police
+        self.engine = engine
+        self.writer = writer
+        self.prefix = config.topic_prefix
+        self.client_id = f"mallhub-{config.site.id}"
+        self.started_at = started_at or now_utc()
+        self.state = LinkState()
+        self.handlers: dict[str, CommandHandler] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._use_v5: bool | None = {"auto": None, "5": True, "3.1.1": False}[self.police.protocol]
+        writer.add_listener(self._on_commit)
+        self.on_state_change: Callable[[LinkState], None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="police-link")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        client = self._client
+        if client is not None and self.state.connected:
+            # An orderly stop says so, instead of leaving the platform to the Last Will.
+            with contextlib.suppress(Exception):
+                await client.publish(
+                    f"{self.prefix}/status",
+                    json.dumps(self._status("offline", "hub stopped")),
+                    qos=1,
+                    retain=True,
+                    timeout=3,
+                )
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def register(self, name: str, handler: CommandHandler) -> None:
+        """Answer ``<p>/commands/<name>`` with ``handler``."""
+        self.handlers[name] = handler
+
+    def _on_commit(self, _pairs: Any) -> None:
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- connection --------------------------------------------------------------------
+
+    def _status(self, state: str, reason: str = "") -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "schema": "mallhub/status/1",
+            "site_id": self.config.site.id,
+            "state": state,
+            "version": __version__,
+            "started_at": iso(self.started_at),
+            "ts": iso(now_utc()),
+        }
+        if reason:
+            msg["reason"] = reason
+        return msg
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.police.use_tls:
+            return None
+        tls = self.police.tls
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file is not None and tls.key_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        if not tls.verify_hostname:
+            ctx.check_hostname = False
+        return ctx
+
+    def _client_for(self, v5: bool) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            f"{self.prefix}/status",
+            json.dumps(self._status("offline", "connection lost")),
+            qos=1,
+            retain=True,
+        )
+        kwargs: dict[str, Any] = {}
+        if v5:
+            props = _properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.police.session_expiry_s
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
+        else:
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+        password = self.police.password.get_secret_value() if self.police.password else None
+        return aiomqtt.Client(
+            self.police.host,
+            self.police.port,
+            username=self.police.username,
+            password=password,
+            identifier=self.client_id,
+            logger=mqtt_log,
+            will=will,
+            keepalive=self.police.keepalive_s,
+            timeout=10,
+            tls_context=self._tls_context(),
+            max_inflight_messages=self.police.publish_window,
+            max_queued_outgoing_messages=0,
+            **kwargs,
+        )
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+                self._set_disconnected(f"{type(exc).__name__}: {exc}")
+                log.warning("police link down (%s); retrying in %.1f s", exc, delay)
+            except Exception as exc:  # a supervisor: log, back off, keep the link trying
+                self._set_disconnected(f"{type(exc).__name__}: {exc}")
+                log.exception("police link failed; retrying in %.1f s", delay)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.police.reconnect_max_s)
+
+    def _set_disconnected(self, error: str) -> None:
+        was = self.state.connected
+        self.state.connected = False
+        self.state.last_error = error
+        self._client = None
+        if was and self.on_state_change is not None:
+            self.on_state_change(self.state)
+
+    async def _connect(self) -> tuple[aiomqtt.Client, bool]:
+        """Connect with MQTT 5, falling back to 3.1.1 when the broker refuses 5."""
+        order = [self._use_v5] if self._use_v5 is not None else [True, False]
+        last: Exception | None = None
+        for v5 in order:
+            client = self._client_for(v5)
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as exc:
+                last = exc
+                if self._use_v5 is None and v5 and _is_protocol_refusal(exc):
+                    log.info("broker refused MQTT 5 (%s); using 3.1.1", exc)
+                    continue
+                raise
+            if self.police.protocol == "auto":
+                self._use_v5 = v5
+            return client, v5
+        assert last is not None
+        raise last
+
+    async def _session(self) -> None:
+        client, v5 = await self._connect()
+        try:
+            self._client = client
+            await client.subscribe(f"{self.prefix}/receipts", qos=1)
+            await client.subscribe(f"{self.prefix}/commands/+", qos=1)
+            await client.publish(
+                f"{self.prefix}/status", json.dumps(self._status("online")), qos=1, retain=True
+            )
+            await self._republish_retained(client)
+            self.state.connected = True
+            self.state.protocol = "5" if v5 else "3.1.1"
+            self.state.connected_since = now_utc()
+            self.state.last_error = ""
+            self.state.connects += 1
+            log.info(
+                "police link up: %s:%d MQTT %s",
+                self.police.host,
+                self.police.port,
+                self.state.protocol,
+            )
+            if self.on_state_change is not None:
+                self.on_state_change(self.state)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._drain(client, v5), name="police-drain")
+                tg.create_task(self._heartbeat(client), name="police-heartbeat")
+                tg.create_task(self._incoming(client, tg), name="police-incoming")
+        except* aiomqtt.MqttError as eg:
+            raise eg.exceptions[0] from None
+        finally:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+
+    async def _republish_retained(self, client: aiomqtt.Client) -> None:
+        # A broker may have lost retained messages (restart without persistence).
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(Retained.topic, Retained.payload))).all()
+        await asyncio.gather(
+            *(client.publish(t, p, qos=1, retain=True, timeout=30) for t, p in rows)
+        )
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.police.heartbeat_s)
+            await client.publish(
+                f"{self.prefix}/status", json.dumps(self._status("online")), qos=1, retain=True
+            )
+
+    # --- outbox drain ------------------------------------------------------------------
+
+    async def _next_batch(self) -> tuple[list[Outbox], float | None]:
+        """Rows to publish now, and when a receipt deadline next falls due (seconds)."""
+        now = now_utc()
+        timeout = timedelta(seconds=self.police.receipt_timeout_s)
+        async with self.writer.sessions() as s:
+            pending = (
+                await s.execute(
+                    select(Outbox)
+                    .where(Outbox.published_at.is_(None))
+                    .order_by(Outbox.priority, Outbox.seq, Outbox.id)
+                    .limit(self.police.publish_window)
+                )
+            ).scalars()
+            rows = list(pending)
+            wait: float | None = None
+            if self.police.receipts == "required":
+                unreceipted = and_(
+                    Outbox.receipt_required.is_(True),
+                    Outbox.receipted_at.is_(None),
+                    Outbox.published_at.is_not(None),
+                )
+                if len(rows) < self.police.publish_window:
+                    due = (
+                        await s.execute(
+                            select(Outbox)
+                            .where(unreceipted, Outbox.published_at <= now - timeout)
+                            .order_by(Outbox.priority, Outbox.seq)
+                            .limit(self.police.publish_window - len(rows))
+                        )
+                    ).scalars()
+                    rows.extend(due)
+                oldest = (
+                    await s.execute(select(func.min(Outbox.published_at)).where(unreceipted))
+                ).scalar()
+                if oldest is not None:
+                    wait = max(0.05, (oldest + timeout - now).total_seconds())
+        rows.sort(key=lambda r: (r.priority, r.seq, r.id))
+        return rows, wait
+
+    async def _drain(self, client: aiomqtt.Client, v5: bool) -> None:
+        while True:
+            self._wake.clear()
+            rows, wait = await self._next_batch()
+            if not rows:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait if wait is not None else 5.0):
+                        await self._wake.wait()
+                continue
+            republished = sum(1 for r in rows if r.published_at is not None)
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        r.topic,
+                        r.payload.encode("utf-8"),
+                        qos=1,
+                        retain=r.retain,
+                        properties=self._properties(r) if v5 else None,
+                        timeout=30,
+                    )
+                    for r in rows
+                )
+            )
+            await self.writer.submit(
+                MarkPublished(
+                    [r.id for r in rows],
+                    [r.event_id for r in rows if r.kind == "event" and r.event_id],
+                )
+            )
+            self.state.published += len(rows)
+            self.state.republished_for_receipt += republished
+
+    @staticmethod
+    def _properties(row: Outbox) -> Properties:
+        props = _properties(PacketTypes.PUBLISH)
+        props.PayloadFormatIndicator = 1
+        props.ContentType = "application/json"
+        user = [("kind", row.kind)]
+        if row.event_id:
+            user.append(("event_id", row.event_id))
+        props.UserProperty = user
+        return props
+
+    async def outbox_stats(self) -> tuple[int, float | None]:
+        """Pending messages and the age of the oldest, in seconds."""
+        async with self.engine.connect() as conn:
+            count, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(Outbox.created_at)).where(
+                        or_(
+                            Outbox.published_at.is_(None),
+                            and_(Outbox.receipt_required.is_(True), Outbox.receipted_at.is_(None)),
+                        )
+                    )
+                )
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = (now_utc() - oldest).total_seconds() if oldest is not None else None
+        return int(count), age
+
+    # --- incoming: receipts and commands -------------------------------------------------
+
+    async def _incoming(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        receipts = f"{self.prefix}/receipts"
+        commands = f"{self.prefix}/commands/"
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            if topic == receipts:
+                await self._receipt(payload)
+            elif topic.startswith(commands):
+                name = topic[len(commands) :]
+                tg.create_task(self._command(name, payload), name=f"police-command-{name}")
+
+    async def _receipt(self, payload: bytes) -> None:
+        try:
+            body = json.loads(payload)
+            event_id = body["event_id"]
+            by = str(body.get("by") or "police")
+            if not isinstance(event_id, str) or len(event_id) > 64:
+                raise ValueError("event_id must be a string")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring malformed receipt: %s", exc)
+            return
+        found = await self.writer.submit(MarkReceipted(event_id, by, None))
+        self.state.receipts += 1
+        self.state.last_receipt_at = now_utc()
+        if found:
+            log.debug("receipt for %s by %s", event_id, by)
+
+    async def _command(self, name: str, payload: bytes) -> None:
+        self.state.commands += 1
+        request_id: str | None = None
+        try:
+            if len(payload) > MAX_PARSE_BYTES:
+                raise CommandError("too_large", f"command payload over {MAX_COMMAND_BYTES} bytes")
+            try:
+                body = json.loads(payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise CommandError("malformed", f"payload is not JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise CommandError("malformed", "payload must be a JSON object")
+            rid = body.get("request_id")
+            if not isinstance(rid, str) or not REQUEST_ID.match(rid):
+                raise CommandError(
+                    "malformed", "request_id must be 1-64 characters of A-Z a-z 0-9 . _ : -"
+                )
+            request_id = rid
+            if len(payload) > MAX_COMMAND_BYTES:
+                raise CommandError("too_large", f"command payload over {MAX_COMMAND_BYTES} bytes")
+            handler = self.handlers.get(name)
+            if handler is None:
+                raise CommandError("unknown_command", f"unknown command {name!r}")
+            result = await handler(body)
+            response: dict[str, Any] = {"ok": True, "result": result}
+        except CommandError as exc:
+            self.state.command_errors += 1
+            response = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+        except Exception as exc:  # a handler bug must not take the link down
+            self.state.command_errors += 1
+            log.exception("command %s failed", name)
+            response = {
+                "ok": False,
+                "error": {"code": "internal", "message": type(exc).__name__},
+            }
+        message = {
+            "schema": "mallhub/response/1",
+            "site_id": self.config.site.id,
+            "request_id": request_id,
+            "command": name[:64],
+            "ts": iso(now_utc()),
+            **response,
+        }
+        topic = f"{self.prefix}/responses/{request_id or '_invalid'}"
+        await self.writer.submit(
+            EnqueueMessage("response", topic, message, priority=RESPONSE_PRIORITY)
+        )
+
+
+def _properties(packet_type: int) -> Properties:
+    # paho's Properties constructor carries no annotations; this is the one untyped call.
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _is_protocol_refusal(exc: aiomqtt.MqttError) -> bool:
+    """True unless the failure was the network's (refused, unreachable, unresolvable).
+
+    Brokers say no to MQTT 5 in different ways: CONNACK "unacceptable protocol version",
+    closing the socket, or never answering the CONNECT. All of these deserve a 3.1.1 try.
+    """
+    text = str(exc).lower()
+    network = ("refused", "unreachable", "name or service", "no route", "certificate")
+    return not any(word in text for word in network)

@@ -1,0 +1,527 @@
+"""The store's single writer: every change goes through one queue, committed in groups.
+
+One writer gives three guarantees cheaply: ``seq`` is gap-free and monotonic, the audit
+log's hash chain is linear, and SQLite never sees two writers. Concurrent callers share a
+commit (group commit): while one transaction commits, the next batch gathers in the queue.
+A caller's ``submit`` returns only after its batch has committed, so an alarm is durable
+before anybody acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.store.audit import GENESIS, chain_hash
+from hub.store.models import AuditLog, Event, EventUpdate, Outbox, Retained
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The change could not be committed; the caller must not acknowledge it."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class WriteContext:
+    """What an operation may do inside the writer's transaction."""
+
+    def __init__(self, session: AsyncSession, now: datetime, seq: int, audit_head: str) -> None:
+        self.session = session
+        self.now = now
+        self.seq = seq
+        self.audit_head = audit_head
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        h = chain_hash(self.audit_head, self.now, actor, action, subject, detail)
+        self.session.add(
+            AuditLog(
+                at=self.now,
+                actor=actor,
+                action=action,
+                subject=subject,
+                detail=detail,
+                prev_hash=self.audit_head,
+                hash=h,
+            )
+        )
+        self.audit_head = h
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        topic: str,
+        payload: dict[str, Any],
+        priority: int,
+        seq: int = 0,
+        event_id: str | None = None,
+        retain: bool = False,
+        coalesce_key: str | None = None,
+        receipt_required: bool = False,
+    ) -> None:
+        """Add a message to the outbox (replacing an unpublished one with the same key)."""
+        text = dumps(payload)
+        if coalesce_key is not None:
+            await self.session.execute(
+                delete(Outbox).where(
+                    Outbox.coalesce_key == coalesce_key, Outbox.published_at.is_(None)
+                )
+            )
+        if retain:
+            await self.session.merge(Retained(topic=topic, payload=text, updated_at=self.now))
+        self.session.add(
+            Outbox(
+                kind=kind,
+                topic=topic,
+                payload=text,
+                retain=retain,
+                priority=priority,
+                seq=seq,
+                event_id=event_id,
+                coalesce_key=coalesce_key,
+                created_at=self.now,
+                publish_count=0,
+                receipt_required=receipt_required,
+            )
+        )
+
+
+class Operation(Protocol):
+    async def apply(self, ctx: WriteContext) -> Any: ...
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    """An event ready to store: everything but its ``seq``."""
+
+    event_id: str
+    kind: str
+    category: str
+    priority: int
+    device_id: str | None
+    occurred_at: datetime
+    received_at: datetime
+    source: dict[str, Any]
+    detail: dict[str, Any]
+    device_state: str | None
+    dedupe_key: str | None
+    dedupe_since: datetime | None
+    test_mode: bool
+    message: dict[str, Any]
+    topic: str
+    receipt_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event_id: str
+    seq: int
+    kind: str
+    category: str
+    priority: int
+    device_id: str | None
+    received_at: datetime
+    message: dict[str, Any]
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class StoreEvent:
+    event: PendingEvent
+
+    async def apply(self, ctx: WriteContext) -> StoredEvent:
+        ev = self.event
+        if ev.dedupe_key is not None:
+            q = select(Event).where(Event.dedupe_key == ev.dedupe_key)
+            if ev.dedupe_since is not None:
+                q = q.where(Event.received_at >= ev.dedupe_since)
+            existing = (await ctx.session.execute(q.limit(1))).scalar_one_or_none()
+            if existing is not None:
+                return StoredEvent(
+                    existing.event_id,
+                    existing.seq,
+                    existing.kind,
+                    existing.category,
+                    existing.priority,
+                    existing.device_id,
+                    existing.received_at,
+                    existing.message,
+                    duplicate=True,
+                )
+        seq = ctx.next_seq()
+        message = {**ev.message, "seq": seq}
+        ctx.session.add(
+            Event(
+                event_id=ev.event_id,
+                seq=seq,
+                kind=ev.kind,
+                category=ev.category,
+                priority=ev.priority,
+                device_id=ev.device_id,
+                occurred_at=ev.occurred_at,
+                received_at=ev.received_at,
+                source=ev.source,
+                detail=ev.detail,
+                device_state=ev.device_state,
+                dedupe_key=ev.dedupe_key,
+                test_mode=ev.test_mode,
+                state="new",
+                update_seq=0,
+                message=message,
+            )
+        )
+        await ctx.enqueue(
+            kind="event",
+            topic=ev.topic,
+            payload=message,
+            priority=ev.priority,
+            seq=seq,
+            event_id=ev.event_id,
+            receipt_required=ev.receipt_required,
+        )
+        ctx.audit(
+            "hub",
+            "event.stored",
+            ev.event_id,
+            {"seq": seq, "kind": ev.kind, "device_id": ev.device_id, "source": ev.source},
+        )
+        return StoredEvent(
+            ev.event_id,
+            seq,
+            ev.kind,
+            ev.category,
+            ev.priority,
+            ev.device_id,
+            ev.received_at,
+            message,
+        )
+
+
+class UnknownEvent(LookupError):
+    """An update named an event the store does not have."""
+
+
+@dataclass(slots=True)
+class UpdateEvent:
+    """Record a change to an event and queue the update message for the police."""
+
+    event_id: str
+    topic: str
+    site_id: str
+    changes: dict[str, Any]
+    """Any of: state (dict), attachments (list), linkage (list)."""
+    actor: str = "hub"
+    audit_action: str | None = None
+
+    async def apply(self, ctx: WriteContext) -> dict[str, Any]:
+        row = (
+            await ctx.session.execute(select(Event).where(Event.event_id == self.event_id))
+        ).scalar_one_or_none()
+        if row is None:
+            raise UnknownEvent(self.event_id)
+        row.update_seq += 1
+        state = self.changes.get("state")
+        if isinstance(state, dict):
+            row.state = str(state["state"])
+            row.state_at = ctx.now
+            row.state_by = state.get("by")
+            row.state_via = state.get("via")
+            if "disposition" in state:
+                row.disposition = state["disposition"]
+            if "note" in state:
+                row.note = state["note"]
+        message: dict[str, Any] = {
+            "schema": "mallhub/event-update/1",
+            "event_id": self.event_id,
+            "update_seq": row.update_seq,
+            "site_id": self.site_id,
+            "ts": iso(ctx.now),
+            **self.changes,
+        }
+        ctx.session.add(
+            EventUpdate(
+                event_id=self.event_id,
+                update_seq=row.update_seq,
+                created_at=ctx.now,
+                message=message,
+            )
+        )
+        await ctx.enqueue(
+            kind="update",
+            topic=self.topic,
+            payload=message,
+            priority=row.priority,
+            seq=row.seq,
+            event_id=self.event_id,
+        )
+        if self.audit_action:
+            ctx.audit(self.actor, self.audit_action, self.event_id, self.changes)
+        return message
+
+
+@dataclass(slots=True)
+class EnqueueMessage:
+    kind: str
+    topic: str
+    payload: dict[str, Any]
+    priority: int
+    retain: bool = False
+    coalesce_key: str | None = None
+
+    async def apply(self, ctx: WriteContext) -> None:
+        await ctx.enqueue(
+            kind=self.kind,
+            topic=self.topic,
+            payload=self.payload,
+            priority=self.priority,
+            retain=self.retain,
+            coalesce_key=self.coalesce_key,
+        )
+
+
+@dataclass(slots=True)
+class MarkPublished:
+    outbox_ids: Sequence[int]
+    event_ids: Sequence[str]
+
+    async def apply(self, ctx: WriteContext) -> None:
+        await ctx.session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(self.outbox_ids))
+            .values(published_at=ctx.now, publish_count=Outbox.publish_count + 1)
+        )
+        if self.event_ids:
+            await ctx.session.execute(
+                update(Event)
+                .where(Event.event_id.in_(self.event_ids), Event.first_published_at.is_(None))
+                .values(first_published_at=ctx.now)
+            )
+
+
+@dataclass(slots=True)
+class MarkReceipted:
+    event_id: str
+    by: str
+    received_at: datetime | None
+
+    async def apply(self, ctx: WriteContext) -> bool:
+        res = await ctx.session.execute(
+            update(Event)
+            .where(Event.event_id == self.event_id, Event.receipted_at.is_(None))
+            .values(receipted_at=ctx.now, receipted_by=self.by[:128])
+        )
+        await ctx.session.execute(
+            update(Outbox)
+            .where(
+                Outbox.event_id == self.event_id,
+                Outbox.kind == "event",
+                Outbox.receipted_at.is_(None),
+            )
+            .values(receipted_at=ctx.now)
+        )
+        return bool(getattr(res, "rowcount", 0))
+
+
+@dataclass(slots=True)
+class Audit:
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    async def apply(self, ctx: WriteContext) -> None:
+        ctx.audit(self.actor, self.action, self.subject, self.detail)
+
+
+@dataclass(slots=True)
+class PruneOutbox:
+    """Drop messages that are delivered (and receipted where required) and old enough."""
+
+    older_than: timedelta
+
+    async def apply(self, ctx: WriteContext) -> int:
+        cutoff = ctx.now - self.older_than
+        res = await ctx.session.execute(
+            delete(Outbox).where(
+                Outbox.published_at.is_not(None),
+                Outbox.published_at < cutoff,
+                (Outbox.receipt_required.is_(False)) | (Outbox.receipted_at.is_not(None)),
+            )
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
+def iso(t: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and 'Z', the form every message uses."""
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+CommitListener = Callable[[Sequence[tuple[Operation, Any]]], None]
+
+
+@dataclass(slots=True)
+class _Item:
+    op: Operation
+    future: asyncio.Future[Any]
+
+
+class StoreWriter:
+    """Owns all writes to the store. Use as an async context manager."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._listeners: list[CommitListener] = []
+        self._seq = 0
+        self._audit_head = GENESIS
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = True
+        self.last_error: str = ""
+        self.commits = 0
+        self.batched_ops = 0
+        self.on_health_change: Callable[[bool, str], Awaitable[None] | None] | None = None
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Called (synchronously, in the writer task) after every successful commit."""
+        self._listeners.append(listener)
+
+    async def __aenter__(self) -> Self:
+        await self._load_heads()
+        self._task = asyncio.create_task(self._run(), name="store-writer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Finish what is queued (in-flight commits complete), then stop.
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    async def submit(self, op: Operation) -> Any:
+        """Queue ``op`` and wait until it is committed. Raises StoreUnavailable on failure."""
+        if self._task is None or self._task.done():
+            raise StoreUnavailable("the store writer is not running")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(op, fut))
+        return await fut
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    async def _load_heads(self) -> None:
+        async with self.sessions() as s:
+            self._seq = int((await s.execute(select(func.max(Event.seq)))).scalar() or 0)
+            head = (
+                await s.execute(select(AuditLog.hash).order_by(AuditLog.id.desc()).limit(1))
+            ).scalar()
+            self._audit_head = head or GENESIS
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit_batch(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit_batch(self, batch: list[_Item]) -> None:
+        live = [i for i in batch if not i.future.cancelled()]
+        if not live:
+            return
+        try:
+            results = await self._commit(live)
+        except asyncio.CancelledError:
+            for i in live:
+                if not i.future.done():
+                    i.future.set_exception(StoreUnavailable("the hub is stopping"))
+            raise
+        except Exception as exc:
+            if len(live) > 1:
+                # One bad operation must not fail its neighbours: commit them one by one.
+                for item in live:
+                    await self._commit_batch([item])
+                return
+            await self._failed(live[0], exc)
+            return
+        await self._set_health(True, "")
+        for item, result in zip(live, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+        pairs = [(i.op, r) for i, r in zip(live, results, strict=True)]
+        for listener in self._listeners:
+            try:
+                listener(pairs)
+            except Exception:
+                log.exception("store commit listener failed")
+
+    async def _commit(self, items: list[_Item]) -> list[Any]:
+        now = now_utc()
+        async with self.sessions() as session, session.begin():
+            ctx = WriteContext(session, now, self._seq, self._audit_head)
+            results = [await item.op.apply(ctx) for item in items]
+        # Only a committed transaction moves the heads forward.
+        self._seq = ctx.seq
+        self._audit_head = ctx.audit_head
+        self.commits += 1
+        self.batched_ops += len(items)
+        return results
+
+    async def _failed(self, item: _Item, exc: Exception) -> None:
+        if isinstance(exc, UnknownEvent | ValueError | LookupError):
+            if not item.future.done():
+                item.future.set_exception(exc)
+            return
+        log.error("store commit failed: %s", exc)
+        await self._set_health(False, f"{type(exc).__name__}: {exc}")
+        if not item.future.done():
+            item.future.set_exception(StoreUnavailable(str(exc)))
+        with contextlib.suppress(Exception):
+            await self._load_heads()
+
+    async def _set_health(self, healthy: bool, error: str) -> None:
+        changed = healthy != self.healthy
+        self.healthy = healthy
+        self.last_error = error
+        if changed and self.on_health_change is not None:
+            res = self.on_health_change(healthy, error)
+            if res is not None:
+                await res

@@ -1,0 +1,143 @@
+"""The store: one transaction per ingest (event + outbox + audit), gap-free seq under
+concurrency with shared commits, dedupe of resends, the audit hash chain, and failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from adapters.device_event import DeviceEvent
+from hub.ingest import Ingest
+from hub.site import SiteIndex
+from hub.store import StoreUnavailable, StoreWriter, create_engine, upgrade
+from hub.store.audit import verify_chain
+from hub.store.db import current_revision, head_revision
+from hub.store.models import AuditLog, Event, Outbox
+from tests.support.sites import make_site
+
+
+def press(zone_device: str = "btn-gate-1", key: str | None = None) -> DeviceEvent:
+    return DeviceEvent(
+        device_id=zone_device,
+        kind="alarm.panic",
+        occurred_at=datetime.now(UTC),
+        source={"protocol": "sia-dc09", "format": "ADM-CID", "account": "1234", "zone": 15},
+        dedupe_key=key,
+    )
+
+
+@pytest.fixture
+async def store(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=database_url)
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    writer = StoreWriter(engine)
+    async with writer:
+        yield cfg, engine, writer, Ingest(cfg, SiteIndex(cfg), writer)
+    await engine.dispose()
+
+
+async def test_migrations_reach_head_and_are_idempotent(store) -> None:  # type: ignore[no-untyped-def]
+    _, engine, _, _ = store
+    assert await current_revision(engine) == head_revision()
+    await upgrade(engine)  # a second run changes nothing and does not fail
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_ingest_writes_event_outbox_and_audit_together(store) -> None:  # type: ignore[no-untyped-def]
+    cfg, engine, _, ingest = store
+    stored = await ingest.ingest(press())
+    async with engine.connect() as c:
+        ev = (await c.execute(select(Event).where(Event.event_id == stored.event_id))).one()
+        ob = (await c.execute(select(Outbox).where(Outbox.event_id == stored.event_id))).one()
+        audits = (await c.execute(select(AuditLog))).all()
+    assert ev.seq == 1 and ev.kind == "alarm.panic" and ev.priority == 1
+    assert ob.topic == f"mallhub/v1/{cfg.site.id}/events/alarm"
+    assert ob.published_at is None
+    body = json.loads(ob.payload)
+    assert body["seq"] == 1 and body["event_id"] == stored.event_id
+    assert body["device"]["location"] == {"floor": "1F", "zone": "main-gate", "role": "gate"}
+    assert body["cameras"] == [{"id": "cam-gate-1", "stream_uri": None}]
+    assert [a.action for a in audits] == ["event.stored"]
+
+
+async def test_concurrent_ingests_share_commits_and_seq_has_no_gap(store) -> None:  # type: ignore[no-untyped-def]
+    _, engine, writer, ingest = store
+    results = await asyncio.gather(*(ingest.ingest(press()) for _ in range(500)))
+    seqs = sorted(r.seq for r in results)
+    assert seqs == list(range(1, 501))
+    # Group commit: far fewer transactions than events.
+    assert writer.commits < 500
+    async with engine.connect() as c:
+        assert (await c.execute(select(func.count()).select_from(Outbox))).scalar() == 500
+
+
+async def test_a_resent_frame_is_one_event(store) -> None:  # type: ignore[no-untyped-def]
+    _, engine, _, ingest = store
+    first = await ingest.ingest(press(key="1234|0007|abc"))
+    again = await asyncio.gather(*(ingest.ingest(press(key="1234|0007|abc")) for _ in range(3)))
+    assert all(a.event_id == first.event_id and a.duplicate for a in again)
+    other = await ingest.ingest(press(key="1234|0008|abc"))
+    assert other.event_id != first.event_id and other.seq == first.seq + 1
+    async with engine.connect() as c:
+        assert (await c.execute(select(func.count()).select_from(Event))).scalar() == 2
+
+
+async def test_audit_chain_verifies_and_detects_tampering(store) -> None:  # type: ignore[no-untyped-def]
+    _, engine, _, ingest = store
+    for _ in range(5):
+        await ingest.ingest(press())
+    verdict = await verify_chain(engine)
+    assert verdict.ok and verdict.rows == 5
+    async with engine.begin() as c:
+        third = (await c.execute(select(AuditLog.id).order_by(AuditLog.id).offset(2))).scalar()
+        await c.execute(update(AuditLog).where(AuditLog.id == third).values(actor="mallory"))
+    verdict = await verify_chain(engine)
+    assert not verdict.ok and verdict.first_bad_id == third
+
+
+async def test_writer_restart_continues_seq_and_chain(database_url: str, tmp_path: Path) -> None:
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=database_url)
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    for round_ in range(2):
+        async with StoreWriter(engine) as writer:
+            ingest = Ingest(cfg, SiteIndex(cfg), writer)
+            got = [await ingest.ingest(press()) for _ in range(3)]
+            assert [g.seq for g in got] == [1 + 3 * round_, 2 + 3 * round_, 3 + 3 * round_]
+    assert (await verify_chain(engine)).ok
+    await engine.dispose()
+
+
+async def test_failed_commit_raises_and_nothing_is_half_stored(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
+    engine = create_engine(url)
+    await upgrade(engine)
+    async with StoreWriter(engine) as writer:
+        ingest = Ingest(cfg, SiteIndex(cfg), writer)
+        await ingest.ingest(press())
+        # Make every insert into the outbox fail: the event must not be stored either.
+        async with engine.begin() as c:
+            await c.execute(
+                text(
+                    "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox "
+                    "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+                )
+            )
+        with pytest.raises(StoreUnavailable):
+            await ingest.ingest(press())
+        assert not writer.healthy
+        async with engine.begin() as c:
+            await c.execute(text("DROP TRIGGER no_outbox"))
+        after = await ingest.ingest(press())
+        assert after.seq == 2  # the failed attempt consumed no seq
+        assert writer.healthy
+    async with engine.connect() as c:
+        assert (await c.execute(select(func.count()).select_from(Event))).scalar() == 2
+    await engine.dispose()
