@@ -67,6 +67,7 @@ class Hub:
             for part in self._extra:
                 await stack.enter_async_context(part)
             await self._start_drivers(stack)
+            await self._start_services(stack)
         except BaseException:
             await stack.aclose()
             raise
@@ -85,6 +86,17 @@ class Hub:
         from hub.drivers import start_drivers
 
         await start_drivers(self, stack)
+
+    async def _start_services(self, stack: AsyncExitStack) -> None:
+        """Start the parts that work on stored events and device states.
+
+        Each part registers itself in ``self.parts`` under its name; they talk to each other
+        through the bus and the store, never by calling each other directly.
+        """
+        # service: health
+        # service: compliance
+        # service: linkage
+        # service: web
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
