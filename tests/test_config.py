@@ -1,0 +1,146 @@
+"""Site configuration: validation messages by path, environment substitution, CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.cli import main
+from hub.config import ConfigError, load_config, parse_config, substitute_env
+from tests.support.sites import site_dict
+
+
+def base(tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    return site_dict(broker_url="mqtt://127.0.0.1:1883", data_dir=tmp_path)
+
+
+def test_valid_config_loads(tmp_path: Path) -> None:
+    cfg = parse_config(base(tmp_path), env={})
+    assert cfg.site.id == "test-mall"
+    assert cfg.topic_prefix == "mallhub/v1/test-mall"
+    assert [d for d, _ in cfg.iter_device_ids()][:3] == ["panel-1", "btn-gate-1", "btn-duty-1"]
+
+
+def test_every_bad_field_is_named_by_its_path(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["site"]["floor_area_m2"] = -5
+    data["police"]["url"] = "http://broker"
+    data["devices"]["alarm_panels"][0]["zones"][1]["location"]["role"] = "kitchen"
+    data["devices"]["cameras"][0]["port"] = 70000
+    data["surprise"] = 1
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    paths = {p for p, _ in info.value.errors}
+    assert {
+        "site.floor_area_m2",
+        "police.url",
+        "devices.alarm_panels.0.zones.1.location.role",
+        "devices.cameras.0.port",
+        "surprise",
+    } <= paths
+
+
+def test_cross_field_problems_are_reported(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["devices"]["cameras"][0]["id"] = "btn-gate-1"  # duplicate id
+    data["linkage"] = [
+        {"name": "r1", "actions": [{"type": "ptz_preset", "camera": "nope", "preset": "1"}]}
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    text = str(info.value)
+    assert "'btn-gate-1' is used twice" in text
+    assert "unknown camera 'nope'" in text
+
+
+def test_env_substitution_with_defaults_and_missing_variables(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["police"]["password"] = "${MQTT_PASSWORD}"
+    data["police"]["username"] = "${MQTT_USER:-mall}"
+    cfg = parse_config(data, env={"MQTT_PASSWORD": "s3cret"})
+    assert cfg.police.username == "mall"
+    assert cfg.police.password is not None
+    assert cfg.police.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(cfg)  # secrets never show in reprs or logs
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    assert info.value.errors == [
+        ("police.password", "environment variable MQTT_PASSWORD is not set")
+    ]
+
+
+def test_keys_are_checked_for_their_format(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["devices"]["alarm_panels"][0]["key"] = "tooshort"
+    data["devices"]["alarm_panels"][0]["key_format"] = "ascii"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    assert info.value.errors[0][0] == "devices.alarm_panels.0"
+    assert "16, 24 or 32" in info.value.errors[0][1]
+
+
+def test_cli_validate_exit_codes_and_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(base(tmp_path), allow_unicode=True), encoding="utf-8")
+    assert main(["config", "validate", str(good)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+    data = base(tmp_path)
+    data["police"]["receipts"] = "sometimes"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert main(["config", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "police.receipts:" in err and "Traceback" not in err
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("site: [unclosed\n", encoding="utf-8")
+    assert main(["config", "validate", str(broken)]) == 2
+    assert "invalid YAML at line" in capsys.readouterr().err
+
+    assert main(["config", "validate", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "SiteConfig"
+    assert "police" in schema["properties"]
+
+
+def test_shipped_configs_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent / "config"
+    env = {
+        "MALLHUB_POLICE_PASSWORD": "x",
+        "MALLHUB_CAMERA_PASSWORD": "x",
+        "MALLHUB_PA_PASSWORD": "x",
+    }
+    for name in ("example-mall.yaml", "demo.yaml"):
+        cfg = load_config(root / name, env=env)
+        assert cfg.site.id
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_any_yaml_tree_gives_a_clear_error_or_a_config(tree: object) -> None:
+    try:
+        parse_config(tree, env={})
+    except ConfigError as exc:
+        assert exc.errors and all(isinstance(p, str) and m for p, m in exc.errors)
+
+
+def test_substitution_leaves_non_strings_alone() -> None:
+    assert substitute_env({"a": [1, True, None, "${X:-y}"]}, {}) == {"a": [1, True, None, "y"]}
