@@ -111,6 +111,12 @@ class Storage(Model):
         description="A resent device message within this many seconds is the same event.",
     )
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_default(cls, v: Any) -> Any:
+        # "${DATABASE_URL:-}" in a config means "the default SQLite file" when unset.
+        return None if v == "" else v
+
     def url(self) -> str:
         if self.database_url is not None:
             return self.database_url.get_secret_value()
@@ -156,6 +162,12 @@ class PoliceLink(Model):
     receipt_timeout_s: float = Field(default=30, gt=0, description="See receipts.")
     inline_snapshot_max_bytes: int = Field(
         default=256 * 1024, ge=0, description="Snapshots up to this size travel inline (base64)."
+    )
+    snapshot_url_ttl_s: int = Field(
+        default=30 * 86400,
+        ge=60,
+        title="Snapshot URL lifetime",
+        description="Signed snapshot URLs (for snapshots too big to inline) expire after this.",
     )
     publish_window: int = Field(
         default=64, ge=1, le=1000, description="QoS 1 messages in flight at once."
@@ -419,6 +431,27 @@ class AlarmLifecycle(Model):
     latch_kinds: list[EventKindPattern] = Field(
         default_factory=lambda: ["alarm.panic", "alarm.duress", "alarm.holdup"],
         description="Alarms that stay until a person closes them.",
+    )
+    max_escalations: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        title="Escalations",
+        description="How many times an unacknowledged alarm escalates (every escalate_after_s).",
+    )
+    test_mode_max_minutes: float = Field(
+        default=240,
+        gt=0,
+        le=24 * 60,
+        title="Longest test mode",
+        description="A device or zone stays in test mode at most this long, then leaves it.",
+    )
+    test_mode_poll_s: float = Field(
+        default=2,
+        gt=0,
+        le=60,
+        title="Test mode poll interval",
+        description="How often the hub re-reads test mode entries made by `mallhub testmode`.",
     )
 
 

@@ -121,10 +121,24 @@ def test_shipped_configs_are_valid() -> None:
         "MALLHUB_POLICE_PASSWORD": "x",
         "MALLHUB_CAMERA_PASSWORD": "x",
         "MALLHUB_PA_PASSWORD": "x",
+        "MALLHUB_FINANCE_PANEL_KEY": "00" * 32,
+        "DEMO_CAMERA_PASSWORD": "x",
     }
-    for name in ("example-mall.yaml", "demo.yaml"):
-        cfg = load_config(root / name, env=env)
-        assert cfg.site.id
+    example = load_config(root / "example-mall.yaml", env=env)
+    roles = [c.location.role for c in example.devices.cameras]
+    assert len(roles) >= 60
+    for role in ("perimeter", "gate", "entrance", "passage", "parking", "finance_room"):
+        assert role in roles
+    buttons = [b for p in example.devices.alarm_panels for b in p.zones if b.type == "alarm_button"]
+    assert len(buttons) >= 8 and len(example.devices.alarm_panels) >= 2
+    button_roles = {b.location.role for b in buttons}
+    assert {"gate", "monitoring_room", "duty_room", "finance_room"} <= button_roles
+    floors = {c.location.floor for c in example.devices.cameras}
+    pa_floors = {z.floor for b in example.devices.broadcast for z in b.zones}
+    assert floors <= pa_floors  # a broadcast zone on every floor
+    assert example.site.floor_area_m2 >= 45000
+    demo = load_config(root / "demo.yaml", env=env)
+    assert demo.site.id == "demo-mall"
 
 
 @settings(max_examples=200, deadline=None)

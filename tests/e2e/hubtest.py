@@ -25,7 +25,7 @@ async def police_and_hub(
     async with PolicePlatform(broker_url, site=cfg.site.id, **police_kwargs) as police:
         await police.connected.wait()
         async with Hub(cfg) as hub:
-            await wait_until(lambda: hub.police.state.connected, what="police link up")
+            await wait_until(lambda: hub.police.state.connected, within=30, what="police link up")
             yield police, hub
 
 

@@ -214,3 +214,16 @@ def _availability(site: str, state: str) -> dict[str, object]:
         "last_seen": None,
         "ts": "2026-11-24T08:00:00.000Z",
     }
+
+
+async def test_embedded_broker_and_mqtt_311_fallback(tmp_path: Path) -> None:
+    from hub.broker import EmbeddedBroker
+
+    async with EmbeddedBroker() as broker:
+        cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
+        async with police_and_hub(cfg, broker.url) as (police, hub):
+            stored = await hub.ingest.ingest(event("alarm.panic"))
+            view = police.view(cfg.site.id)
+            await police.wait_for(lambda: stored.event_id in view.events, within=30)
+            assert hub.police.state.protocol == "3.1.1"
+        assert_no_violations(police)

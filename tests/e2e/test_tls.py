@@ -43,9 +43,7 @@ async def test_events_flow_over_mutual_tls(tmp_path: Path) -> None:
         async with Hub(no_cert) as hub:
             # The broker drops the handshake; the client sees no CONNACK (MQTT 5 attempt, then
             # the 3.1.1 fallback), each under the 10 s connect timeout.
-            await wait_until(
-                lambda: hub.police.state.last_error != "", within=45, what="a refusal"
-            )
+            await wait_until(lambda: hub.police.state.last_error != "", within=45, what="a refusal")
             assert not hub.police.state.connected
     finally:
         broker.stop()

@@ -1,0 +1,155 @@
+"""``mallhub demo``: a whole simulated mall, a broker, the police simulator and the hub.
+
+Everything runs on this machine on free loopback ports, with SQLite in a fresh data
+directory and a random camera password made for this run (there are no default passwords).
+The police simulator's lines show what the police alarm platform receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from hub.broker import EmbeddedBroker, LocalMosquitto, free_port, mosquitto_path
+from hub.config import ConfigError, load_config
+
+log = logging.getLogger(__name__)
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+CAMERAS = 8
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@asynccontextmanager
+async def _child(name: str, args: list[str], env: dict[str, str]) -> AsyncIterator[None]:
+    """A simulator in its own process; its lines go to our stdout."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators.cli", *args, env=env
+    )
+    try:
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.debug("%s exited with %s", name, proc.returncode)
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from hub.app import Hub
+    from hub.cli import _until_signalled
+
+    if not DEMO_CONFIG.exists():
+        print(
+            f"mallhub demo: {DEMO_CONFIG} is missing (run from a source checkout)", file=sys.stderr
+        )
+        return 2
+    if args.http_port and not _port_free(args.http_port):
+        print(
+            f"mallhub demo: port {args.http_port} is in use; choose another with --http-port N "
+            "(0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 2
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="mallhub-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    http_port = args.http_port or free_port()
+    env = dict(os.environ)
+    env.update(
+        DEMO_DATA_DIR=str(data_dir),
+        DEMO_HTTP_PORT=str(http_port),
+        DEMO_SIA_PORT=str(free_port()),
+        DEMO_PA_PORT=str(free_port()),
+        DEMO_CAMERA_PASSWORD=secrets.token_urlsafe(12),
+        PYTHONUNBUFFERED="1",
+    )
+    for i in range(1, CAMERAS + 1):
+        env[f"DEMO_CAM{i}_PORT"] = str(free_port())
+
+    async with AsyncExitStack() as stack:
+        if args.broker:
+            broker_url = args.broker
+            what = f"external broker {broker_url}"
+        elif mosquitto_path():
+            mq = await stack.enter_async_context(LocalMosquitto(data_dir / "mosquitto"))
+            broker_url = mq.url
+            what = f"mosquitto on {broker_url}"
+        else:
+            eb = await stack.enter_async_context(EmbeddedBroker())
+            broker_url = eb.url
+            env["DEMO_MQTT_PROTOCOL"] = "3.1.1"
+            what = f"embedded MQTT 3.1.1 broker on {broker_url} (no mosquitto installed)"
+        env["DEMO_BROKER_URL"] = broker_url
+        try:
+            config = load_config(DEMO_CONFIG, env=env)
+        except ConfigError as exc:
+            for where, msg in exc.errors:
+                print(f"mallhub demo: {where}: {msg}", file=sys.stderr)
+            return 2
+        print(
+            f"mallhub demo — {config.site.name}\n"
+            f"  broker:  {what}\n"
+            f"  data:    {data_dir}\n"
+            f"  console: http://127.0.0.1:{http_port}/\n"
+            f"  police simulator lines follow (Ctrl-C stops the demo)",
+            flush=True,
+        )
+        await stack.enter_async_context(
+            _child(
+                "police",
+                ["police", "--broker", broker_url, "--site", config.site.id],
+                env,
+            )
+        )
+        await stack.enter_async_context(Hub(config))
+        await stack.enter_async_context(
+            _child(
+                "mall",
+                [
+                    "mall",
+                    "--config",
+                    str(DEMO_CONFIG),
+                    "--scenario",
+                    "demo",
+                    "--press-every",
+                    "12",
+                    "--first-press",
+                    "3",
+                ],
+                env,
+            )
+        )
+        main: asyncio.Future[None] | None = None
+        if args.duration is not None:
+            main = asyncio.ensure_future(asyncio.sleep(args.duration))
+        await _until_signalled(main)
+        if main is not None and not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+        print("mallhub demo: stopping", flush=True)
+    return 0
+
