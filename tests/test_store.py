@@ -141,3 +141,23 @@ async def test_failed_commit_raises_and_nothing_is_half_stored(tmp_path: Path) -
     async with engine.connect() as c:
         assert (await c.execute(select(func.count()).select_from(Event))).scalar() == 2
     await engine.dispose()
+
+
+async def test_delivered_outbox_rows_are_pruned_but_events_stay(store) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from hub.maintenance import Maintenance
+    from hub.store.writer import MarkPublished
+
+    _, engine, writer, ingest = store
+    a = await ingest.ingest(press())
+    b = await ingest.ingest(press())
+    async with engine.connect() as c:
+        ids = list((await c.execute(select(Outbox.id).order_by(Outbox.id))).scalars())
+    await writer.submit(MarkPublished([ids[0]], [a.event_id]))
+    m = Maintenance(writer, keep=timedelta(seconds=0))
+    assert await m.run_once() == 1  # only the delivered one
+    async with engine.connect() as c:
+        left = list((await c.execute(select(Outbox.event_id))).scalars())
+        events = (await c.execute(select(func.count()).select_from(Event))).scalar()
+    assert left == [b.event_id] and events == 2
