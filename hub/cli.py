@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hub import __version__
@@ -37,33 +38,40 @@ def _load(path: str) -> SiteConfig | None:
         return None
 
 
-async def _until_signalled(main: asyncio.Future[None] | None = None) -> None:
-    """Wait for SIGTERM/SIGINT (or for ``main`` to finish)."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM/SIGINT, installed before anything starts, so a signal that
+    arrives while the hub is still starting also leads to an orderly stop."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        waiter = asyncio.ensure_future(stop.wait())
-        tasks: set[asyncio.Future[object]] = {waiter}  # type: ignore[arg-type]
-        if main is not None:
-            tasks.add(main)  # type: ignore[arg-type]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        yield stop
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
+async def wait_stop(stop: asyncio.Event, duration: float | None = None) -> None:
+    """Until ``stop`` is set, or ``duration`` seconds have passed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(duration):
+            await stop.wait()
+
+
 async def _run(config: SiteConfig) -> int:
     from hub.app import Hub
 
-    async with Hub(config):
-        log.info(
-            "hub for %s (%s) running; SIGTERM or Ctrl-C stops it", config.site.name, config.site.id
-        )
-        await _until_signalled()
-        log.info("stopping")
+    with stop_on_signals() as stop:
+        async with Hub(config):
+            log.info(
+                "hub for %s (%s) running; SIGTERM or Ctrl-C stops it",
+                config.site.name,
+                config.site.id,
+            )
+            await wait_stop(stop)
+            log.info("stopping")
     return EXIT_OK
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -59,8 +58,7 @@ async def _child(name: str, args: list[str], env: dict[str, str]) -> AsyncIterat
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from hub.app import Hub
-    from hub.cli import _until_signalled
+    from hub.cli import stop_on_signals
 
     if not DEMO_CONFIG.exists():
         print(
@@ -88,6 +86,20 @@ async def run_demo(args: argparse.Namespace) -> int:
     )
     for i in range(1, CAMERAS + 1):
         env[f"DEMO_CAM{i}_PORT"] = str(free_port())
+
+    with stop_on_signals() as stop:
+        return await _demo(args, env, data_dir, http_port, stop)
+
+
+async def _demo(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    data_dir: Path,
+    http_port: int,
+    stop: asyncio.Event,
+) -> int:
+    from hub.app import Hub
+    from hub.cli import wait_stop
 
     async with AsyncExitStack() as stack:
         if args.broker:
@@ -142,14 +154,6 @@ async def run_demo(args: argparse.Namespace) -> int:
                 env,
             )
         )
-        main: asyncio.Future[None] | None = None
-        if args.duration is not None:
-            main = asyncio.ensure_future(asyncio.sleep(args.duration))
-        await _until_signalled(main)
-        if main is not None and not main.done():
-            main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await main
+        await wait_stop(stop, args.duration)
         print("mallhub demo: stopping", flush=True)
     return 0
-
