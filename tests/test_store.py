@@ -161,3 +161,21 @@ async def test_delivered_outbox_rows_are_pruned_but_events_stay(store) -> None: 
         left = list((await c.execute(select(Outbox.event_id))).scalars())
         events = (await c.execute(select(func.count()).select_from(Event))).scalar()
     assert left == [b.event_id] and events == 2
+
+
+async def test_two_writers_keep_seq_and_audit_chain_linear(store) -> None:  # type: ignore[no-untyped-def]
+    # An operator's CLI writes records while the hub runs: two writers, one store.
+    cfg, engine, _, ingest = store
+    async with StoreWriter(engine) as other:
+        other_ingest = Ingest(cfg, SiteIndex(cfg), other)
+        from hub.store.writer import Audit
+
+        results = await asyncio.gather(
+            *(ingest.ingest(press()) for _ in range(50)),
+            *(other_ingest.ingest(press()) for _ in range(50)),
+            *(other.submit(Audit("cli", "record.added", f"r{i}")) for i in range(20)),
+        )
+    seqs = sorted(r.seq for r in results if r is not None)
+    assert seqs == list(range(1, 101))
+    verdict = await verify_chain(engine)
+    assert verdict.ok and verdict.rows == 120

@@ -49,6 +49,14 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, JsonDict: JSON}
 
 
+class StoreLock(Base):
+    """One row, updated first in every write transaction: the store-wide write lock that
+    keeps seq and the audit hash chain linear even with writers in several processes."""
+
+    __tablename__ = "store_lock"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 class Event(Base):
     """One event, as stored before anybody was told about it."""
 

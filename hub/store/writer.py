@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.store.audit import GENESIS, chain_hash
-from hub.store.models import AuditLog, Event, EventUpdate, Outbox, Retained
+from hub.store.models import AuditLog, Event, EventUpdate, Outbox, Retained, StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,15 @@ class StoreWriter:
     async def _commit(self, items: list[_Item]) -> list[Any]:
         now = now_utc()
         async with self.sessions() as session, session.begin():
-            ctx = WriteContext(session, now, self._seq, self._audit_head)
+            # Take the store's write lock first, then read the heads inside the transaction:
+            # another process (an operator's CLI, a second hub by mistake) may have written
+            # since our last commit, and the seq and the audit chain must stay linear.
+            await session.execute(update(StoreLock).where(StoreLock.id == 1).values(id=1))
+            seq = int((await session.execute(select(func.max(Event.seq)))).scalar() or 0)
+            head = (
+                await session.execute(select(AuditLog.hash).order_by(AuditLog.id.desc()).limit(1))
+            ).scalar()
+            ctx = WriteContext(session, now, seq, head or GENESIS)
             results = [await item.op.apply(ctx) for item in items]
         # Only a committed transaction moves the heads forward.
         self._seq = ctx.seq
