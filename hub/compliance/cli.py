@@ -252,8 +252,8 @@ def register(sub: Any) -> None:
         "records",
         help="drills, trainings, hazard register and attestations",
         description=(
-            "Records for the compliance rules. While the hub runs, prefer entering records "
-            "through the hub (web console): two writers on one store can fork the audit chain."
+            "Records for the compliance rules: drills, trainings, the hazard register and "
+            "attestations. Safe while the hub runs; every change is in the audit log."
         ),
     )
     rsub = rec.add_subparsers(dest="records_cmd", required=True, metavar="ACTION")
