@@ -19,6 +19,7 @@ from sqlalchemy import select
 from hub.bus import EventBus
 from hub.config import SiteConfig
 from hub.ingest import Ingest
+from hub.maintenance import Maintenance
 from hub.police.link import CommandError, PoliceLink
 from hub.site import SiteIndex
 from hub.store import StoreWriter, create_engine, safe_url, upgrade
@@ -64,6 +65,7 @@ class Hub:
             stack.push_async_callback(self.engine.dispose)
             await stack.enter_async_context(self.writer)
             await stack.enter_async_context(self.police)
+            self.parts["maintenance"] = await stack.enter_async_context(Maintenance(self.writer))
             for part in self._extra:
                 await stack.enter_async_context(part)
             await self._start_drivers(stack)
@@ -93,10 +95,33 @@ class Hub:
         Each part registers itself in ``self.parts`` under its name; they talk to each other
         through the bus and the store, never by calling each other directly.
         """
-        # service: health
-        # service: compliance
+        from hub.health.service import HealthService
+        from hub.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.attach(self)
+        self.parts["metrics"] = metrics
+        self.parts["health"] = await stack.enter_async_context(HealthService(self, metrics=metrics))
+        await self._start_compliance(stack)
         # service: linkage
         # service: web
+
+    async def _start_compliance(self, stack: AsyncExitStack) -> None:
+        from hub.compliance import ComplianceService, LinkFacts
+
+        link = self.police
+
+        async def link_facts() -> LinkFacts:
+            pending, oldest = await link.outbox_stats()
+            s = link.state
+            return LinkFacts(
+                s.connected, s.last_receipt_at, pending, oldest, self.config.police.receipts
+            )
+
+        service = ComplianceService(self.config, self.engine, self.writer, link_facts)
+        service.add_listener(lambda result: self.bus.publish("compliance", result))
+        self.parts["compliance"] = await stack.enter_async_context(service)
+        link.register("compliance", service.republish)
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()

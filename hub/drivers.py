@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from adapters.alarm_panels import AccountConfig, ReceiverLimits, SiaReceiver, parse_key
+from adapters.errors import AdapterError
+from adapters.onvif.driver import OnvifCamera
+from adapters.onvif.events import PullPointSubscriber
 from hub.config import SiteConfig
 
 if TYPE_CHECKING:
@@ -62,3 +68,92 @@ async def start_drivers(hub: Hub, stack: AsyncExitStack) -> None:
             f" udp/{receiver.udp_port}" if receiver.udp_port else "",
             len(cfg.devices.alarm_panels),
         )
+    await start_cameras(hub, stack)
+
+
+# --- cameras ---------------------------------------------------------------------------------
+
+
+class CameraDrivers:
+    """The configured ONVIF cameras, connected lazily, and their event subscriptions.
+
+    A camera that is down at start must not hold up the hub: each connects on first use (the
+    health probe, a snapshot) and, when ``events`` is on, a supervisor task connects it with
+    jittered backoff and only then starts its PullPoint subscription (subscribing last, as
+    some cameras slow down once a subscription exists).
+    """
+
+    def __init__(self, hub: Hub, *, backoff_max_s: float = 120.0) -> None:
+        self.hub = hub
+        timeout = hub.config.health.probe_timeout_s
+        self.configs = {c.id: c for c in hub.config.devices.cameras}
+        self.cameras: dict[str, OnvifCamera] = {
+            c.id: OnvifCamera(
+                c.id,
+                c.host,
+                c.port,
+                c.username or "",
+                c.password.get_secret_value() if c.password else "",
+                timeout_s=timeout,
+                connect_timeout_s=timeout,
+                lazy=True,
+            )
+            for c in hub.config.devices.cameras
+        }
+        self.subscribers: dict[str, PullPointSubscriber] = {}
+        self.backoff_max_s = backoff_max_s
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        try:
+            for cam in self.cameras.values():
+                stack.push_async_callback(cam.close)
+            tg = await stack.enter_async_context(asyncio.TaskGroup())
+            self._tasks = [
+                tg.create_task(self._events(cam), name=f"camera-events:{cid}")
+                for cid, cam in self.cameras.items()
+                if self.configs[cid].events
+            ]
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self._stack.aclose()
+
+    async def _events(self, cam: OnvifCamera) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await cam.connect()
+                break
+            except AdapterError as exc:
+                log.debug("%s: not connected yet (%s)", cam.device_id, exc.message)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.backoff_max_s)
+        async with PullPointSubscriber(cam, self.hub.ingest) as sub:
+            self.subscribers[cam.device_id] = sub
+            await asyncio.Event().wait()  # until the hub stops
+
+
+async def start_cameras(hub: Hub, stack: AsyncExitStack) -> None:
+    """Cameras for the health probes and linkage; events through ``hub.ingest``."""
+    if not hub.config.devices.cameras:
+        return
+    drivers = await stack.enter_async_context(CameraDrivers(hub))
+    hub.parts["cameras"] = drivers.cameras
+    hub.parts["camera_events"] = drivers.subscribers
+    log.info(
+        "%d camera(s), %d with event subscriptions",
+        len(drivers.cameras),
+        sum(1 for c in hub.config.devices.cameras if c.events),
+    )

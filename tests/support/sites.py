@@ -24,12 +24,28 @@ def site_dict(
     supervision_grace_s: float = 30,
     panel_key: str | None = None,
     panel_key_format: str = "hex",
+    cameras: list[dict[str, Any]] | None = None,
+    broadcast: list[dict[str, Any]] | None = None,
+    health: dict[str, Any] | None = None,
     **police: Any,
 ) -> dict[str, Any]:
     storage: dict[str, Any] = {"data_dir": str(data_dir)}
     if database_url:
         storage["database_url"] = database_url
+    default_cameras: list[dict[str, Any]] = [
+        {
+            "id": "cam-gate-1",
+            "name": "正门摄像机",
+            "host": "127.0.0.1",
+            "port": 1,
+            "location": {"floor": "1F", "zone": "main-gate", "role": "gate"},
+        }
+    ]
+    extra: dict[str, Any] = {}
+    if health is not None:
+        extra["health"] = health
     return {
+        **extra,
         "site": {
             "id": site_id,
             "name": "测试商场",
@@ -74,15 +90,8 @@ def site_dict(
                     ],
                 }
             ],
-            "cameras": [
-                {
-                    "id": "cam-gate-1",
-                    "name": "正门摄像机",
-                    "host": "127.0.0.1",
-                    "port": 1,
-                    "location": {"floor": "1F", "zone": "main-gate", "role": "gate"},
-                }
-            ],
+            "cameras": default_cameras if cameras is None else cameras,
+            "broadcast": broadcast or [],
         },
     }
 

@@ -1,0 +1,325 @@
+"""One probe per device type; each returns a :class:`ProbeResult` and never raises for a
+device problem. Every device call runs under the caller's ``within`` budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from adapters.broadcast import BroadcastDriver
+from adapters.onvif.driver import CameraProbe, OnvifCamera
+from hub.config import AlarmPanel, BroadcastController, Camera, Compliance
+from hub.health.results import ProbeResult, Problem, summarise
+from hub.health.state import Level
+from hub.health.video import VideoOutcome, video_problems
+
+KEY_ROLES: Final = frozenset({"gate", "entrance", "finance_room"})
+"""Roles whose cameras must identify faces: the higher minimum resolution applies."""
+
+_CAMERA_FIX: Final = {
+    "DeviceUnreachable": "Check the camera's power, network cable, IP address and port.",
+    "AuthFailed": "Check the ONVIF user name and password in the config and on the camera.",
+    "NotSupported": "Enable ONVIF (Profile S) on the camera or update its firmware.",
+    "ProtocolViolation": "Update the camera firmware; check that the port is its ONVIF port.",
+    "OnvifFault": "Check the camera's ONVIF settings and media profiles.",
+}
+
+
+class SupervisionSource(Protocol):
+    def supervision_state(self, account: str) -> Any: ...
+
+
+def _elapsed(started: float) -> float:
+    return time.monotonic() - started
+
+
+# --- cameras ---------------------------------------------------------------------------------
+
+
+def camera_problems(p: CameraProbe, cfg: Camera, th: Compliance) -> list[Problem]:
+    """Problems with a camera that answered: clock, stream settings."""
+    out: list[Problem] = []
+    if p.clock_offset_s is not None and abs(p.clock_offset_s) > th.max_clock_offset_s:
+        out.append(
+            Problem(
+                "clock",
+                f"时钟偏差 {p.clock_offset_s:+.1f} 秒（允许 {th.max_clock_offset_s:g} 秒）",
+                f"clock off by {p.clock_offset_s:+.1f} s (limit {th.max_clock_offset_s:g} s)",
+                "Enable NTP on the camera and point it at the hub's time server.",
+                "fault.clock",
+            )
+        )
+    if not p.profiles:
+        out.append(
+            Problem(
+                "profiles",
+                "没有媒体配置（无视频流）",
+                "no media profile (no video stream)",
+                "Create a media profile with an H.264/H.265 encoder on the camera.",
+            )
+        )
+        return out
+    main = p.profiles[0]
+    need = th.min_resolution_key if cfg.location.role in KEY_ROLES else th.min_resolution_other
+    w, h = main.width, main.height
+    if w is not None and h is not None and (w < need[0] or h < need[1]):
+        out.append(
+            Problem(
+                "resolution",
+                f"分辨率 {w}x{h} 低于 {need[0]}x{need[1]}",
+                f"resolution {w}x{h} below {need[0]}x{need[1]}",
+                "Raise the main stream's resolution in the camera's encoder settings.",
+            )
+        )
+    if main.fps_limit is not None and main.fps_limit < th.min_fps:
+        out.append(
+            Problem(
+                "fps_limit",
+                f"编码帧率 {main.fps_limit:g} 低于 {th.min_fps:g}",
+                f"encoder frame rate {main.fps_limit:g} below {th.min_fps:g}",
+                "Set the main stream's frame rate limit to at least "
+                f"{th.min_fps:g} fps in the encoder settings.",
+            )
+        )
+    return out
+
+
+def camera_result(
+    p: CameraProbe,
+    cfg: Camera,
+    th: Compliance,
+    at: datetime,
+    video: VideoOutcome | None,
+) -> ProbeResult:
+    """Judge one camera probe (and its latest video check, if any)."""
+    if p.error is not None:
+        kind = p.error_type or "DeviceUnreachable"
+        return ProbeResult(
+            cfg.id,
+            "camera",
+            at,
+            "failed",
+            latency_s=p.latency_s,
+            reason=f"{_plain(kind)}: {p.error}",
+            fix=_CAMERA_FIX.get(kind, _CAMERA_FIX["DeviceUnreachable"]),
+            detail={"error_type": kind},
+        )
+    detail: dict[str, Any] = {"clock_offset_s": p.clock_offset_s}
+    if p.profiles:
+        main = p.profiles[0]
+        if main.width is not None and main.height is not None:
+            detail["resolution"] = [main.width, main.height]
+        if main.fps_limit is not None:
+            detail["fps_limit"] = main.fps_limit
+        if main.encoding:
+            detail["encoding"] = main.encoding
+    for key in ("manufacturer", "model", "firmware", "stream_uri"):
+        value = getattr(p, key)
+        if value:
+            detail[key] = value
+    problems = camera_problems(p, cfg, th)
+    if video is not None:
+        detail["findings"] = video.findings
+        if video.fps_measured is not None:
+            detail["fps_measured"] = round(video.fps_measured, 2)
+        if video.source:
+            detail["video_source"] = video.source
+        problems = video_problems(video.findings) + problems
+        limit = th.min_fps * 0.9
+        measured = video.fps_measured
+        if measured is not None and video.source != "snapshot" and measured < limit:
+            problems.append(
+                Problem(
+                    "fps_measured",
+                    f"实测帧率 {measured:.1f} 低于 {limit:g}",
+                    f"measured frame rate {measured:.1f} below {limit:g}",
+                    "Check the network bandwidth and the camera's load.",
+                    warning=True,
+                )
+            )
+    reason, fix = summarise(problems)
+    level: Level = "degraded" if any(not x.warning for x in problems) else "ok"
+    return ProbeResult(
+        cfg.id,
+        "camera",
+        at,
+        level,
+        latency_s=p.latency_s,
+        reason=reason if level == "degraded" else "",
+        fix=fix if problems else "",
+        detail=detail,
+        problems=problems,
+    )
+
+
+def _plain(error_type: str) -> str:
+    return {
+        "DeviceUnreachable": "unreachable",
+        "AuthFailed": "authentication failed",
+        "NotSupported": "not supported",
+        "ProtocolViolation": "protocol error",
+        "OnvifFault": "ONVIF fault",
+    }.get(error_type, error_type)
+
+
+async def probe_camera_once(camera: OnvifCamera, *, within: float) -> CameraProbe:
+    """``camera.probe()`` under a budget; a timeout becomes an unreachable probe."""
+    try:
+        async with asyncio.timeout(within):
+            return await camera.probe()
+    except TimeoutError:
+        return CameraProbe(
+            camera.device_id,
+            reachable=False,
+            error=f"no answer within {within:g} s",
+            error_type="DeviceUnreachable",
+        )
+
+
+# --- alarm panels ----------------------------------------------------------------------------
+
+
+def panel_result(source: SupervisionSource | None, cfg: AlarmPanel, at: datetime) -> ProbeResult:
+    """An alarm panel's health is its supervision state at the receiver."""
+    if source is None:
+        return ProbeResult(
+            cfg.id,
+            "alarm_panel",
+            at,
+            None,
+            reason="the alarm receiver is not running",
+            fix="Start the hub (mallhub run); panels are only heard by a running receiver.",
+            detail={"supervision": "unknown"},
+        )
+    status = source.supervision_state(cfg.account)
+    if status is None:
+        return ProbeResult(
+            cfg.id, "alarm_panel", at, None, detail={"supervision": "unknown"}, reason="unknown"
+        )
+    detail: dict[str, Any] = {"supervision": status.state}
+    if status.last_heard is not None:
+        detail["last_heard"] = status.last_heard.isoformat()
+    if status.state == "lost":
+        return ProbeResult(
+            cfg.id,
+            "alarm_panel",
+            at,
+            "failed",
+            reason="supervision lost: the panel has not reported within its interval",
+            fix="Check the panel's power, network and its receiver address, port and account.",
+            detail=detail,
+            seen_at=status.last_heard,
+        )
+    if status.state == "unknown":
+        fix = (
+            "Set supervision_interval_s to the panel's periodic report interval."
+            if cfg.supervision_interval_s is None
+            else "Wait for the panel's periodic report, or check its receiver settings."
+        )
+        return ProbeResult(
+            cfg.id,
+            "alarm_panel",
+            at,
+            None,
+            reason="not heard from yet",
+            fix=fix,
+            detail=detail,
+        )
+    return ProbeResult(cfg.id, "alarm_panel", at, "ok", detail=detail, seen_at=status.last_heard)
+
+
+# --- broadcast -------------------------------------------------------------------------------
+
+
+async def probe_broadcast(
+    driver: BroadcastDriver, cfg: BroadcastController, at: datetime, *, within: float
+) -> ProbeResult:
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(within):
+            status = await driver.status()
+    except TimeoutError:
+        return ProbeResult(
+            cfg.id,
+            "broadcast",
+            at,
+            "failed",
+            latency_s=_elapsed(started),
+            reason=f"unreachable: no answer within {within:g} s",
+            fix="Check the broadcast controller's power, network and URL.",
+            detail={"broadcast_ok": False},
+        )
+    detail: dict[str, Any] = {"broadcast_ok": status.reachable, "zones": dict(status.zones)}
+    if not status.reachable:
+        fix = (
+            "Check the user name and password for the controller."
+            if status.error_type == "AuthFailed"
+            else "Check the broadcast controller's power, network and URL."
+        )
+        return ProbeResult(
+            cfg.id,
+            "broadcast",
+            at,
+            "failed",
+            latency_s=status.latency_s,
+            reason=f"{_plain(status.error_type or 'DeviceUnreachable')}: {status.error or ''}",
+            fix=fix,
+            detail=detail,
+        )
+    unknown = sorted(z.id for z in cfg.zones if status.zones and z.id not in status.zones)
+    problems = []
+    if unknown:
+        problems.append(
+            Problem(
+                "zones",
+                f"控制器不认识广播分区 {', '.join(unknown)}",
+                f"the controller does not report zones {', '.join(unknown)}",
+                "Check the zone targets in the config against the controller's zones.",
+                "fault.broadcast",
+                warning=True,
+            )
+        )
+    _, fix = summarise(problems)
+    return ProbeResult(
+        cfg.id,
+        "broadcast",
+        at,
+        "ok",
+        latency_s=status.latency_s,
+        reason="",
+        fix=fix,
+        detail=detail,
+        problems=problems,
+    )
+
+
+# --- police link -----------------------------------------------------------------------------
+
+OutboxStats = Callable[[], Awaitable[tuple[int, float | None]]]
+
+
+async def police_detail(
+    connected: bool,
+    last_receipt_at: datetime | None,
+    outbox_stats: OutboxStats,
+    at: datetime,
+    *,
+    within: float,
+) -> dict[str, Any]:
+    """The police link's health facts: connected, outbox depth and age, last receipt."""
+    detail: dict[str, Any] = {"connected": connected}
+    try:
+        async with asyncio.timeout(within):
+            depth, age = await outbox_stats()
+        detail["outbox_depth"] = depth
+        detail["outbox_oldest_age_s"] = age
+    except TimeoutError:
+        detail["outbox_error"] = f"outbox query took longer than {within:g} s"
+    if last_receipt_at is not None:
+        detail["last_receipt_at"] = last_receipt_at.isoformat()
+        detail["last_receipt_age_s"] = round((at - last_receipt_at).total_seconds(), 3)
+    return detail

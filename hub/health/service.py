@@ -1,0 +1,537 @@
+"""The health service: probes every device on a schedule and keeps its debounced state.
+
+Each probe result is stored (``probes``); the device's state row (``device_state``) carries
+its state, since when, why, when it was last seen and the probe details the compliance rules
+read. A change of state is stored (``device_state_changes``), becomes an event through the
+normal ingest path, updates the retained availability message for the police, and is put on
+the bus (``device_state``).
+
+Events for a change: → offline ``fault.device_offline``; offline → online
+``info.device_online``; → degraded the fault that caused it (``fault.video_quality``,
+``fault.video_loss``, ``fault.clock``, ``fault.device_degraded``) and degraded → online its
+``.restore``. A device that starts ``unknown`` and turns out fine raises no event (only its
+availability), or every restart would flood the police with "back online". Alarm panels raise
+no events of their own: the SIA receiver already reports supervision loss and restore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from adapters.broadcast import BroadcastDriver, ControllerConfig, ZoneConfig, make_driver
+from adapters.device_event import DeviceEvent
+from adapters.onvif.driver import CameraProbe, OnvifCamera
+from adapters.onvif.video import Baseline
+from hub.config import AlarmPanel, BroadcastController, Camera
+from hub.health.probes import (
+    camera_result,
+    panel_result,
+    police_detail,
+    probe_broadcast,
+    probe_camera_once,
+)
+from hub.health.results import ProbeResult, Problem
+from hub.health.scheduler import Job, Scheduler
+from hub.health.state import DeviceHealth, State, Transition
+from hub.health.store import (
+    DOWNSAMPLE_AFTER,
+    DOWNSAMPLE_BUCKET,
+    Availability,
+    DownsampleProbes,
+    PruneProbes,
+    RecordProbe,
+    SaveBaseline,
+    load_baselines,
+    load_states,
+    oldest_probe,
+)
+from hub.health.video import VideoOutcome, VideoProbe
+from hub.police.link import CommandError
+from hub.store.writer import iso, now_utc
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+POLICE_LINK_ID: Final = "police-link"
+MAINTENANCE_EVERY_S: Final = 3600.0
+STATES: Final[tuple[State, ...]] = ("online", "degraded", "offline", "unknown")
+
+
+@dataclass(slots=True)
+class _Camera:
+    cfg: Camera
+    driver: OnvifCamera
+    video: VideoProbe
+    last_probe: CameraProbe | None = None
+    last_video: VideoOutcome | None = None
+    video_stale: bool = True
+
+
+def camera_driver(cfg: Camera, timeout_s: float) -> OnvifCamera:
+    return OnvifCamera(
+        cfg.id,
+        cfg.host,
+        cfg.port,
+        cfg.username or "",
+        cfg.password.get_secret_value() if cfg.password else "",
+        timeout_s=timeout_s,
+        connect_timeout_s=timeout_s,
+        lazy=True,
+    )
+
+
+def broadcast_driver(cfg: BroadcastController) -> BroadcastDriver:
+    return make_driver(
+        cfg.driver,
+        ControllerConfig(
+            device_id=cfg.id,
+            url=cfg.url,
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            zones=[ZoneConfig(z.id, z.name, z.target) for z in cfg.zones],
+            options=dict(cfg.options),
+        ),
+    )
+
+
+class HealthService:
+    """``async with HealthService(hub):`` probes until the context exits."""
+
+    def __init__(self, hub: Hub, *, metrics: Metrics | None = None) -> None:
+        self.hub = hub
+        self.config = hub.config
+        self.health = hub.config.health
+        self.metrics = metrics
+        self.machines: dict[str, DeviceHealth] = {}
+        self.device_types: dict[str, str] = {}
+        self.details: dict[str, dict[str, Any]] = {}
+        self.police: dict[str, Any] = {}
+        """The police link's latest health facts (connected, outbox, last receipt)."""
+        self._cameras: dict[str, _Camera] = {}
+        self._panels: dict[str, AlarmPanel] = {}
+        self._broadcast: dict[str, tuple[BroadcastController, BroadcastDriver]] = {}
+        self._stack = AsyncExitStack()
+        self.scheduler = Scheduler(concurrency=self.health.concurrency, jitter=self.health.jitter)
+        self._maintenance_mark: datetime | None = None
+        self.state_changed = asyncio.Condition()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        try:
+            await self._load()
+            shared: Mapping[str, OnvifCamera] = self.hub.parts.get("cameras") or {}
+            h = self.health
+            for c in self.config.devices.cameras:
+                driver = shared.get(c.id)
+                if driver is None:
+                    driver = camera_driver(c, h.probe_timeout_s)
+                    stack.push_async_callback(driver.close)
+                self._cameras[c.id] = _Camera(
+                    c,
+                    driver,
+                    VideoProbe(
+                        c.id,
+                        c.username,
+                        c.password.get_secret_value() if c.password else None,
+                        baseline=self._baselines.get(c.id),
+                    ),
+                )
+                self._machine(c.id, "camera")
+            for p in self.config.devices.alarm_panels:
+                self._panels[p.id] = p
+                self._machine(p.id, "alarm_panel")
+            for b in self.config.devices.broadcast:
+                try:
+                    bdriver = broadcast_driver(b)
+                except ValueError as exc:
+                    log.error("%s: cannot build broadcast driver: %s", b.id, exc)
+                    continue
+                await stack.enter_async_context(bdriver)
+                self._broadcast[b.id] = (b, bdriver)
+                self._machine(b.id, "broadcast")
+            if self.metrics is not None:
+                self.metrics.set_state_source(self.states)
+            sched = await stack.enter_async_context(self.scheduler)
+            self._add_jobs(sched)
+            self.hub.police.register("probe", self._cmd_probe)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _load(self) -> None:
+        self._baselines: dict[str, Baseline] = {}
+        for cid, data in (await load_baselines(self.hub.engine)).items():
+            try:
+                self._baselines[cid] = Baseline.from_bytes(data)
+            except ValueError as exc:
+                log.warning("%s: stored video baseline unreadable (%s); learning again", cid, exc)
+        self._stored = await load_states(self.hub.engine)
+
+    def _machine(self, device_id: str, device_type: str) -> None:
+        h = self.health
+        m = DeviceHealth(device_id, h.fail_threshold, h.recover_threshold)
+        row = self._stored.get(device_id)
+        if row is not None and row.state in STATES:
+            m.state = row.state
+            m.since = row.since
+            m.reason = row.reason
+            m.last_seen = row.last_seen
+            self.details[device_id] = dict(row.detail or {})
+        self.machines[device_id] = m
+        self.device_types[device_id] = device_type
+
+    def _add_jobs(self, sched: Scheduler) -> None:
+        h = self.health
+        budget = h.probe_timeout_s + 5.0
+        video_budget = 3 * h.probe_timeout_s
+        for cid in self._cameras:
+            sched.add(Job(f"camera:{cid}", h.camera_interval_s, self._job_camera(cid), budget))
+            sched.add(
+                Job(f"video:{cid}", h.video_interval_s, self._job_video(cid), video_budget + 5),
+                first_in=h.video_interval_s,  # the first runs as soon as the camera answers
+            )
+        for pid in self._panels:
+            sched.add(Job(f"panel:{pid}", h.camera_interval_s, self._job_panel(pid), budget))
+        for bid in self._broadcast:
+            sched.add(
+                Job(f"broadcast:{bid}", h.broadcast_interval_s, self._job_broadcast(bid), budget)
+            )
+        sched.add(Job("police", h.camera_interval_s, self._police, budget))
+        sched.add(
+            Job("maintenance", MAINTENANCE_EVERY_S, self.maintenance, 600.0),
+            first_in=min(60.0, h.camera_interval_s),
+        )
+
+    # --- queries -------------------------------------------------------------------------
+
+    def states(self) -> dict[str, str]:
+        """Device id → current state."""
+        return {d: m.state for d, m in self.machines.items()}
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        """State, since, reason, last_seen and the latest details of one device."""
+        m = self.machines[device_id]
+        return {
+            "device_id": device_id,
+            "device_type": self.device_types[device_id],
+            "state": m.state,
+            "since": iso(m.since) if m.since else None,
+            "reason": m.reason,
+            "last_seen": iso(m.last_seen) if m.last_seen else None,
+            "detail": self.details.get(device_id, {}),
+        }
+
+    async def wait_for(self, predicate: Any) -> None:
+        """Wait until ``predicate()`` holds; re-checked after every stored probe (callers
+        bound the wait with a timeout)."""
+        async with self.state_changed:
+            await self.state_changed.wait_for(predicate)
+
+    async def probe_now(self, device_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Probe now (all devices, or the ones named) and return their states afterwards."""
+        ids = device_ids if device_ids is not None else list(self.machines)
+        keys = []
+        for d in ids:
+            kind = {"camera": "camera", "alarm_panel": "panel", "broadcast": "broadcast"}.get(
+                self.device_types.get(d, "")
+            )
+            if kind is None:
+                raise KeyError(d)
+            keys.append(f"{kind}:{d}")
+        await asyncio.gather(*(self.scheduler.run_now(k) for k in keys))
+        return [self.device(d) for d in ids]
+
+    async def _cmd_probe(self, body: dict[str, Any]) -> dict[str, Any]:
+        target = body.get("device_id", "all")
+        if target in (None, "all"):
+            ids = None
+        elif isinstance(target, str) and target in self.machines:
+            ids = [target]
+        else:
+            raise CommandError("not_found", f"no probed device {target!r}")
+        return {"devices": await self.probe_now(ids)}
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def _job_camera(self, cid: str) -> Any:
+        async def run() -> None:
+            await self._probe_camera(cid)
+
+        return run
+
+    def _job_video(self, cid: str) -> Any:
+        async def run() -> None:
+            await self._video_camera(cid)
+
+        return run
+
+    def _job_panel(self, pid: str) -> Any:
+        async def run() -> None:
+            sia = self.hub.parts.get("sia")
+            await self.apply(panel_result(sia, self._panels[pid], now_utc()))
+
+        return run
+
+    def _job_broadcast(self, bid: str) -> Any:
+        async def run() -> None:
+            cfg, driver = self._broadcast[bid]
+            result = await probe_broadcast(
+                driver, cfg, now_utc(), within=self.health.probe_timeout_s
+            )
+            await self.apply(result)
+
+        return run
+
+    async def _probe_camera(self, cid: str) -> None:
+        cam = self._cameras[cid]
+        at = now_utc()
+        probe = await probe_camera_once(cam.driver, within=self.health.probe_timeout_s)
+        if probe.stream_uri:
+            self.hub.index.set_stream_uri(cid, probe.stream_uri)
+        cam.last_probe = probe
+        if probe.error is not None:
+            cam.video_stale = True  # the picture must be looked at again once it is back
+        result = camera_result(
+            probe,
+            cam.cfg,
+            self.config.compliance,
+            at,
+            None if cam.video_stale else cam.last_video,
+        )
+        self._subscription_finding(cid, result)
+        await self.apply(result)
+        if probe.error is None and cam.video_stale and f"video:{cid}" in self.scheduler.jobs:
+            self.scheduler.run_soon(f"video:{cid}")
+
+    async def _video_camera(self, cid: str) -> None:
+        cam = self._cameras[cid]
+        probe = cam.last_probe
+        if probe is None or probe.error is not None:
+            return  # the camera probe reports it; nothing to look at
+        token = probe.profiles[0].token if probe.profiles else None
+        outcome = await cam.video.run(
+            cam.driver,
+            token,
+            probe.stream_uri,
+            probe.snapshot_uri,
+            within=3 * self.health.probe_timeout_s,
+        )
+        if outcome.learned is not None:
+            data = await asyncio.to_thread(outcome.learned.to_bytes)
+            await self.hub.submit(SaveBaseline(cid, data))
+            log.info("%s: learned the video baseline from %d frames", cid, outcome.frames)
+        cam.last_video = outcome
+        cam.video_stale = False
+        if self.metrics is not None:
+            self.metrics.set_video_findings(cid, outcome.findings)
+        result = camera_result(probe, cam.cfg, self.config.compliance, now_utc(), outcome)
+        result.latency_s = None  # a video check's duration is not the camera's latency
+        self._subscription_finding(cid, result)
+        await self.apply(result, device_type_label="camera_video")
+
+    def _subscription_finding(self, cid: str, result: ProbeResult) -> None:
+        subs = self.hub.parts.get("camera_events") or {}
+        sub = subs.get(cid)
+        status = getattr(sub, "status", None)
+        health = str(getattr(status, "health", ""))
+        if result.level is not None and health in ("lost", "retrying"):
+            result.problems.append(
+                Problem(
+                    "events",
+                    "事件订阅中断",
+                    f"event subscription lost: {getattr(status, 'last_error', '') or ''}",
+                    "Check the camera's event service; the hub keeps retrying.",
+                    warning=True,
+                )
+            )
+
+    async def _police(self) -> None:
+        at = now_utc()
+        link = self.hub.police
+        detail = await police_detail(
+            link.state.connected,
+            link.state.last_receipt_at,
+            link.outbox_stats,
+            at,
+            within=self.health.probe_timeout_s,
+        )
+        self.police = detail
+        if self.metrics is not None:
+            self.metrics.set_outbox(detail.get("outbox_depth"), detail.get("outbox_oldest_age_s"))
+            await self.metrics.resolve(self.hub.engine)
+        await self.hub.submit(
+            RecordProbe(POLICE_LINK_ID, at, bool(detail["connected"]), None, detail, None)
+        )
+
+    async def maintenance(self) -> None:
+        """Drop probes past retention; thin probes older than a day to one per hour."""
+        now = now_utc()
+        retention = timedelta(days=self.health.probe_retention_days)
+        deleted = await self.hub.submit(PruneProbes(retention))
+        start = self._maintenance_mark
+        if start is None:
+            start = await oldest_probe(self.hub.engine)
+        end = _floor(now - DOWNSAMPLE_AFTER, DOWNSAMPLE_BUCKET)
+        thinned = 0
+        if start is not None:
+            start = max(_floor(start, DOWNSAMPLE_BUCKET), now - retention - DOWNSAMPLE_BUCKET)
+            while start < end:
+                # One bucket per operation keeps each write transaction short.
+                step = min(end, start + DOWNSAMPLE_BUCKET)
+                thinned += await self.hub.submit(DownsampleProbes(start, step))
+                start = step
+            self._maintenance_mark = end
+        if deleted or thinned:
+            log.info("probes: %d past retention deleted, %d downsampled", deleted, thinned)
+
+    # --- results → state -----------------------------------------------------------------
+
+    async def apply(self, result: ProbeResult, *, device_type_label: str | None = None) -> None:
+        """Feed one probe result to the device's state machine and store the outcome."""
+        did = result.device_id
+        machine = self.machines[did]
+        trial = machine.copy()
+        obs = result.observation()
+        transition = trial.observe(obs, result.at) if obs is not None else None
+        if result.seen_at is not None:
+            trial.last_seen = result.seen_at
+        elif obs is not None and obs.level != "failed":
+            trial.last_seen = result.at
+        if machine.since is None and trial.since is None:
+            trial.since = result.at  # unknown since the first probe
+        detail = result.stored_detail()
+        if result.level == "failed" and did in self.details:
+            # Keep what was last known about a device that went quiet (its settings,
+            # resolution, findings); the error explains why it is not current.
+            detail = {**self.details[did], **detail, "stale": True}
+        # Still down, but for another reason: the availability message says why.
+        changed_reason = trial.reason != machine.reason and trial.state in ("offline", "degraded")
+        availability = None
+        if transition is not None or changed_reason:
+            availability = self._availability(trial, result)
+        if transition is not None and self.device_types[did] != "alarm_panel":
+            for event in self._events(transition, machine, result):
+                await self.hub.ingest(event)
+        await self.hub.submit(
+            RecordProbe(
+                did,
+                result.at,
+                result.ok,
+                None if result.latency_s is None else round(result.latency_s * 1000.0, 1),
+                detail,
+                trial,
+                transition,
+                availability,
+                store_probe=result.level is not None,
+            )
+        )
+        self.machines[did] = trial
+        self.details[did] = detail
+        if self.metrics is not None:
+            self.metrics.observe_probe(
+                device_type_label or result.device_type,
+                result.latency_s,
+                result.level or "unknown",
+            )
+        if transition is not None:
+            log.info(
+                "%s: %s → %s (%s)", did, transition.old, transition.new, transition.reason or "ok"
+            )
+            self.hub.bus.publish("device_state", self.device(did) | {"previous": transition.old})
+        if transition is not None or changed_reason:
+            compliance = self.hub.parts.get("compliance")
+            if compliance is not None:
+                compliance.poke()
+        async with self.state_changed:
+            self.state_changed.notify_all()
+
+    def _availability(self, m: DeviceHealth, result: ProbeResult) -> Availability:
+        info = self.hub.index.device(m.device_id)
+        loc = info.location
+        payload: dict[str, Any] = {
+            "schema": "mallhub/availability/1",
+            "site_id": self.config.site.id,
+            "device_id": m.device_id,
+            "device_type": info.type,
+            "state": m.state,
+            "since": iso(m.since or result.at),
+            "reason": m.reason,
+            "last_seen": iso(m.last_seen) if m.last_seen else None,
+            "ts": iso(now_utc()),
+            "location": ({"floor": loc.floor, "zone": loc.zone, "role": loc.role} if loc else None),
+            "findings": [p.check for p in result.problems if not p.warning],
+        }
+        topic = f"{self.config.topic_prefix}/devices/{m.device_id}/availability"
+        return Availability(topic, payload)
+
+    def _events(
+        self, t: Transition, before: DeviceHealth, result: ProbeResult
+    ) -> list[DeviceEvent]:
+        kinds: list[str] = []
+        if t.new == "offline":
+            kinds.append("fault.device_offline")
+        elif t.new == "online":
+            if t.old == "offline":
+                kinds.append("info.device_online")
+            elif t.old == "degraded":
+                kinds.append(f"{t.fault_kind}.restore")
+        elif t.new == "degraded":
+            if t.old == "offline":
+                kinds.append("info.device_online")
+            kinds.append(t.fault_kind)
+        detail: dict[str, Any] = {
+            "previous_state": t.old,
+            "state": t.new,
+            "reason": t.reason,
+        }
+        if result.fix and t.new != "online":
+            detail["fix"] = result.fix
+        problems = [p for p in result.problems if not p.warning]
+        if problems and t.new == "degraded":
+            detail["problems"] = [p.as_dict() for p in problems]
+            findings = [
+                f
+                for f in result.detail.get("findings", [])
+                if f.get("ok") is False and not f.get("masked_by")
+            ]
+            if findings:
+                detail["findings"] = findings
+        since = before.since.isoformat() if before.since else "start"
+        return [
+            DeviceEvent(
+                t.device_id,
+                kind,
+                t.at,
+                source={"protocol": "health", "probe": result.device_type},
+                # A retry after a failed store repeats the same transition: same key.
+                dedupe_key=f"health:{t.device_id}:{t.old}>{t.new}:{since}:{kind}",
+                detail=detail,
+            )
+            for kind in kinds
+        ]
+
+
+def _floor(t: datetime, step: timedelta) -> datetime:
+    seconds = step.total_seconds()
+    return datetime.fromtimestamp((t.timestamp() // seconds) * seconds, t.tzinfo)
