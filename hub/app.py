@@ -103,7 +103,9 @@ class Hub:
         self.parts["metrics"] = metrics
         self.parts["health"] = await stack.enter_async_context(HealthService(self, metrics=metrics))
         await self._start_compliance(stack)
-        # service: linkage
+        from hub.linkage.service import start_linkage
+
+        await start_linkage(self, stack)
         # service: web
 
     async def _start_compliance(self, stack: AsyncExitStack) -> None:
@@ -163,6 +165,12 @@ class Hub:
         self, event_id: str, *, by: str, via: str, note: str | None = None
     ) -> dict[str, Any]:
         """Acknowledge an event (idempotent for an event that is already past ``new``)."""
+        lifecycle = self.parts.get("lifecycle")
+        if lifecycle is not None:
+            result: dict[str, Any] = await lifecycle.acknowledge(
+                event_id, by=by, via=via, note=note
+            )
+            return result
         async with self.writer.sessions() as s:
             row = (
                 await s.execute(select(Event.state).where(Event.event_id == event_id))
