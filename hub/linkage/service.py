@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 
 from adapters.device_event import DeviceEvent
+from adapters.errors import AdapterError
 from hub.bus import Subscription
 from hub.config import (
     BroadcastAction,
@@ -32,11 +33,13 @@ from hub.config import (
     RenotifyAction,
     SnapshotAction,
 )
+from hub.events import uuid7
 from hub.linkage import actions
 from hub.linkage.actions import Context, Outcome
 from hub.linkage.devices import BroadcastPool, CameraPool
 from hub.linkage.rules import EventFacts, parse_window, select_rules
-from hub.linkage.snapshots import SnapshotStore, load_or_create_secret
+from hub.linkage.snapshots import SnapshotStore, load_or_create_secret, sniff_content_type
+from hub.police.link import CommandError
 from hub.store.models import Event
 from hub.store.writer import StoredEvent, now_utc
 
@@ -127,6 +130,7 @@ class LinkageService:
             # Subscribe before returning: no event stored from now on is missed.
             self._sub = await stack.enter_async_context(self.hub.bus.subscribe("linkage"))
             self._task = asyncio.create_task(self._run(), name="linkage")
+            self.hub.police.register("snapshot", self.cmd_snapshot)
         except BaseException:
             await stack.aclose()
             raise
@@ -197,6 +201,32 @@ class LinkageService:
             self.warmed.set()
 
     # --- one event -----------------------------------------------------------------------
+
+    async def cmd_snapshot(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The police ``snapshot`` command: a fresh picture from one camera, kept as evidence.
+
+        The picture has no event, so it is filed under a capture id of its own (a UUIDv7)
+        and answered as an attachment, inline or as a signed URL like an alarm's snapshots.
+        """
+        camera_id = body.get("camera_id")
+        if not isinstance(camera_id, str) or not camera_id:
+            raise CommandError("invalid", "camera_id (string) is required")
+        if camera_id not in self.hub.index.devices or camera_id not in {
+            c.id for c in self.hub.config.devices.cameras
+        }:
+            raise CommandError("not_found", f"no camera {camera_id}")
+        assert self.snapshots is not None
+        try:
+            async with asyncio.timeout(self.hub.config.health.probe_timeout_s):
+                data = await self.cameras.snapshot(camera_id)
+        except (AdapterError, TimeoutError) as exc:
+            raise CommandError("unavailable", f"{camera_id}: {exc or 'timed out'}") from exc
+        capture_id = str(uuid7())
+        snap = await self.snapshots.save(
+            capture_id, camera_id, data, sniff_content_type(data) or "image/jpeg", self.clock()
+        )
+        await self.hub.audit("police", "snapshot.taken", camera_id, capture_id=capture_id)
+        return {"capture_id": capture_id, "attachment": self.snapshots.attachment(snap, data)}
 
     def rules_for(self, event: StoredEvent) -> list[LinkageRule]:
         if event.device_id is None:

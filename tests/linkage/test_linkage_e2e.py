@@ -260,3 +260,38 @@ async def test_big_snapshots_travel_as_signed_urls_and_dead_camera_is_a_linkage_
             ).scalar()
         assert state == "new"
     assert_no_violations(police)
+
+
+async def test_police_snapshot_command_returns_evidence(
+    broker: LocalMosquitto,
+    tmp_path: Path,
+    farm: CameraFarm,
+    camera_password: str,
+) -> None:
+    cfg = linkage_site(
+        broker_url=broker.url,
+        data_dir=tmp_path,
+        cameras=list(farm),
+        camera_password=camera_password,
+    )
+    site = cfg.site.id
+    async with police_and_hub(cfg, broker.url) as (police, hub):
+        resp = await police.command(site, "snapshot", {"camera_id": "cam-gate-1"}, within=30)
+        assert resp["ok"] is True, resp
+        att = resp["result"]["attachment"]
+        data = base64.b64decode(att["data_base64"])
+        assert data[:2] == b"\xff\xd8" and att["bytes"] == len(data)  # a JPEG, whole
+        assert hashlib.sha256(data).hexdigest() == att["sha256"]
+        async with hub.engine.connect() as c:
+            row = (
+                await c.execute(
+                    select(Snapshot).where(Snapshot.event_id == resp["result"]["capture_id"])
+                )
+            ).one()
+        assert row.sha256 == att["sha256"]
+        assert await asyncio.to_thread(Path(row.path).read_bytes) == data
+        unknown = await police.command(site, "snapshot", {"camera_id": "cam-nope"})
+        assert unknown["error"]["code"] == "not_found"
+        missing = await police.command(site, "snapshot", {})
+        assert missing["error"]["code"] == "invalid"
+    assert_no_violations(police)
