@@ -106,7 +106,9 @@ class Hub:
         from hub.linkage.service import start_linkage
 
         await start_linkage(self, stack)
-        # service: web
+        from hub.web import WebService
+
+        self.parts["web"] = await stack.enter_async_context(WebService(self))
 
     async def _start_compliance(self, stack: AsyncExitStack) -> None:
         from hub.compliance import ComplianceService, LinkFacts

@@ -1,0 +1,187 @@
+"""The OpenAPI 3.1 document, built from the route table (``api.ENDPOINTS``), and the
+Markdown reference ``docs/api.md`` built from the same document."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from hub import __version__
+from hub.web.auth import CSRF_HEADER, SESSION_COOKIE
+from hub.web.routing import JSON, Endpoint
+from hub.web.schemas import COMPONENTS, ref
+
+ERROR_TEXT = {
+    400: "The parameters or the body are not valid.",
+    401: "No valid session or token.",
+    403: "The role is too low, or the CSRF token is missing or wrong.",
+    404: "Not found.",
+    409: "Conflicts with the current state.",
+    413: "The body is too large.",
+    422: "Well-formed, but breaks a rule the schema cannot state (a date in the future, a "
+    "weak password, a deadline before the finding...).",
+    429: "Too many failed logins; see Retry-After.",
+    503: "A service this needs is not running.",
+}
+SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"bearer": []}]
+
+
+def _operation(ep: Endpoint) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": ep.operation_id,
+        "summary": ep.summary,
+        "tags": [ep.tag],
+    }
+    desc = ep.description
+    if ep.role is not None:
+        desc = (desc + "\n\n" if desc else "") + f"Least role: **{ep.role}**."
+        op["security"] = SECURITY
+    else:
+        op["security"] = []
+    if desc:
+        op["description"] = desc
+    params = []
+    for p in ep.params:
+        params.append(
+            {
+                "name": p.name,
+                "in": p.where,
+                "required": p.required,
+                "description": p.description,
+                "schema": p.schema,
+            }
+        )
+    if ep.role is not None and ep.state_changing:
+        params.append(
+            {
+                "name": CSRF_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Required with the session cookie (the value from GET /api/v1/me); "
+                "not used with a Bearer token.",
+                "schema": {"type": "string"},
+            }
+        )
+    if params:
+        op["parameters"] = params
+    if ep.body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": ep.body}}}
+    responses: dict[str, Any] = {}
+    ok: dict[str, Any] = {"description": "OK"}
+    if ep.response is not None:
+        ok["content"] = {ep.media: {"schema": ep.response}}
+    elif ep.media == "image/jpeg":
+        ok["content"] = {
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        }
+    else:
+        ok["content"] = {ep.media: {"schema": {"type": "string"}}}
+    responses[str(ep.status)] = ok
+    for code, (text, schema) in ep.extra_responses.items():
+        responses[str(code)] = {"description": text}
+        if schema is not None:
+            responses[str(code)]["content"] = {JSON: {"schema": schema}}
+    for code in ep.error_statuses:
+        responses.setdefault(
+            str(code),
+            {"description": ERROR_TEXT[code], "content": {JSON: {"schema": ref("Error")}}},
+        )
+    if ep.body is not None:
+        responses.setdefault(
+            "413", {"description": ERROR_TEXT[413], "content": {JSON: {"schema": ref("Error")}}}
+        )
+    op["responses"] = responses
+    return op
+
+
+def to_openapi_path(path: str) -> str:
+    return path  # aiohttp's {name} placeholders are OpenAPI's
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    from hub.web.api import ENDPOINTS
+
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in ENDPOINTS:
+        paths.setdefault(to_openapi_path(ep.path), {})[ep.method.lower()] = _operation(ep)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mallhub API",
+            "version": __version__,
+            "description": "The hub's REST API. Log in with POST /api/v1/session (cookie) or "
+            "send an API token as `Authorization: Bearer mh_…`. Roles: viewer < operator < "
+            "technician < admin; each may do what the roles before it may. State-changing "
+            "requests with the session cookie need the X-CSRF-Token header.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """A copy of the document (callers may change it)."""
+    return copy.deepcopy(_document())
+
+
+def markdown() -> str:
+    """docs/api.md: every route with its role, parameters, body and responses."""
+    from hub.web.api import ENDPOINTS
+
+    lines = [
+        "# mallhub HTTP API",
+        "",
+        "<!-- Generated from hub/web/api.py's route table by "
+        "`python -m hub.web.openapi > docs/api.md`; tests/web/test_openapi.py checks it "
+        "is current. Do not edit by hand. -->",
+        "",
+        "The machine-readable document is served at `GET /api/v1/openapi.json` (OpenAPI 3.1).",
+        "",
+        "Authentication: the session cookie from `POST /api/v1/session` (browsers; send "
+        f"`{CSRF_HEADER}` on every state-changing request), or an API token as "
+        "`Authorization: Bearer mh_…` (machines; `mallhub token create NAME --user U`). "
+        "Roles: viewer < operator < technician < admin. Without a session or token every "
+        "non-public endpoint answers 401; with too low a role, 403; a state-changing request "
+        "with the cookie but without the CSRF token, 403. Errors are "
+        '`{"error": code, "message": text}`.',
+        "",
+        "| method | path | least role | summary |",
+        "|---|---|---|---|",
+    ]
+    for ep in ENDPOINTS:
+        lines.append(f"| {ep.method} | `{ep.path}` | {ep.role or 'public'} | {ep.summary} |")
+    lines.append("")
+    for ep in ENDPOINTS:
+        lines += [f"## {ep.method} `{ep.path}`", "", ep.summary + ".", ""]
+        if ep.description:
+            lines += [ep.description, ""]
+        lines += [f"- Role: {ep.role or 'public'}"]
+        if ep.role is not None and ep.state_changing:
+            lines += [f"- CSRF: `{CSRF_HEADER}` header with the session cookie"]
+        for p in ep.params:
+            req = ", required" if p.required else ""
+            lines.append(f"- {p.where} `{p.name}`{req}: {p.description}")
+        if ep.body is not None:
+            props = ep.body.get("properties", {})
+            required = set(ep.body.get("required", []))
+            fields = ", ".join(f"`{k}`{'' if k in required else '?'}" for k in props)
+            lines.append(f"- Body (JSON): {fields}")
+        statuses = [ep.status, *ep.extra_responses, *ep.error_statuses]
+        lines.append(
+            f"- Responses: {', '.join(str(s) for s in sorted(set(statuses)))} (success: {ep.media})"
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
