@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.device_event import DeviceEvent
+from hub.config import SiteConfig
 from hub.ingest import Ingest
 from hub.site import SiteIndex
 from hub.store import StoreUnavailable, StoreWriter, create_engine, upgrade
@@ -31,8 +34,11 @@ def press(zone_device: str = "btn-gate-1", key: str | None = None) -> DeviceEven
     )
 
 
+StoreFixture = tuple[SiteConfig, AsyncEngine, StoreWriter, Ingest]
+
+
 @pytest.fixture
-async def store(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def store(database_url: str, tmp_path: Path) -> AsyncIterator[StoreFixture]:
     cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=database_url)
     engine = create_engine(database_url)
     await upgrade(engine)
@@ -42,14 +48,14 @@ async def store(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-d
     await engine.dispose()
 
 
-async def test_migrations_reach_head_and_are_idempotent(store) -> None:  # type: ignore[no-untyped-def]
+async def test_migrations_reach_head_and_are_idempotent(store: StoreFixture) -> None:
     _, engine, _, _ = store
     assert await current_revision(engine) == head_revision()
     await upgrade(engine)  # a second run changes nothing and does not fail
     assert await current_revision(engine) == head_revision()
 
 
-async def test_ingest_writes_event_outbox_and_audit_together(store) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_writes_event_outbox_and_audit_together(store: StoreFixture) -> None:
     cfg, engine, _, ingest = store
     stored = await ingest.ingest(press())
     async with engine.connect() as c:
@@ -66,7 +72,7 @@ async def test_ingest_writes_event_outbox_and_audit_together(store) -> None:  # 
     assert [a.action for a in audits] == ["event.stored"]
 
 
-async def test_concurrent_ingests_share_commits_and_seq_has_no_gap(store) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_ingests_share_commits_and_seq_has_no_gap(store: StoreFixture) -> None:
     _, engine, writer, ingest = store
     results = await asyncio.gather(*(ingest.ingest(press()) for _ in range(500)))
     seqs = sorted(r.seq for r in results)
@@ -77,7 +83,7 @@ async def test_concurrent_ingests_share_commits_and_seq_has_no_gap(store) -> Non
         assert (await c.execute(select(func.count()).select_from(Outbox))).scalar() == 500
 
 
-async def test_a_resent_frame_is_one_event(store) -> None:  # type: ignore[no-untyped-def]
+async def test_a_resent_frame_is_one_event(store: StoreFixture) -> None:
     _, engine, _, ingest = store
     first = await ingest.ingest(press(key="1234|0007|abc"))
     again = await asyncio.gather(*(ingest.ingest(press(key="1234|0007|abc")) for _ in range(3)))
@@ -88,7 +94,7 @@ async def test_a_resent_frame_is_one_event(store) -> None:  # type: ignore[no-un
         assert (await c.execute(select(func.count()).select_from(Event))).scalar() == 2
 
 
-async def test_audit_chain_verifies_and_detects_tampering(store) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_chain_verifies_and_detects_tampering(store: StoreFixture) -> None:
     _, engine, _, ingest = store
     for _ in range(5):
         await ingest.ingest(press())
@@ -143,7 +149,7 @@ async def test_failed_commit_raises_and_nothing_is_half_stored(tmp_path: Path) -
     await engine.dispose()
 
 
-async def test_delivered_outbox_rows_are_pruned_but_events_stay(store) -> None:  # type: ignore[no-untyped-def]
+async def test_delivered_outbox_rows_are_pruned_but_events_stay(store: StoreFixture) -> None:
     from datetime import timedelta
 
     from hub.maintenance import Maintenance
@@ -163,7 +169,7 @@ async def test_delivered_outbox_rows_are_pruned_but_events_stay(store) -> None: 
     assert left == [b.event_id] and events == 2
 
 
-async def test_two_writers_keep_seq_and_audit_chain_linear(store) -> None:  # type: ignore[no-untyped-def]
+async def test_two_writers_keep_seq_and_audit_chain_linear(store: StoreFixture) -> None:
     # An operator's CLI writes records while the hub runs: two writers, one store.
     cfg, engine, _, ingest = store
     async with StoreWriter(engine) as other:
@@ -179,3 +185,33 @@ async def test_two_writers_keep_seq_and_audit_chain_linear(store) -> None:  # ty
     assert seqs == list(range(1, 101))
     verdict = await verify_chain(engine)
     assert verdict.ok and verdict.rows == 120
+
+
+async def test_bad_values_in_an_operation_are_its_error_not_a_store_failure(
+    store: StoreFixture,
+) -> None:
+    from datetime import timedelta
+
+    from hub.store.models import Record
+    from hub.store.writer import WriteContext
+
+    _, _, writer, ingest = store
+
+    class OutOfRange:
+        async def apply(self, ctx: WriteContext) -> None:
+            _ = datetime.min.replace(tzinfo=UTC) - timedelta(days=1)
+
+    class WrongType:
+        async def apply(self, ctx: WriteContext) -> None:
+            ctx.session.add(
+                Record(kind="drill", at="yesterday", title="x", created_by="t", detail={})
+            )
+            await ctx.session.flush()
+
+    with pytest.raises(OverflowError):
+        await writer.submit(OutOfRange())
+    with pytest.raises(Exception) as info:
+        await writer.submit(WrongType())
+    assert not isinstance(info.value, StoreUnavailable)
+    assert writer.healthy  # the store did not fail, and the next event is stored as usual
+    assert (await ingest.ingest(press())).seq == 1

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.store.audit import GENESIS, chain_hash
@@ -378,6 +379,17 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def is_bad_input(exc: BaseException) -> bool:
+    """True for errors raised by an operation's own values, not by the database.
+
+    SQLAlchemy wraps errors from binding parameters (a date out of range, a wrong type) in
+    a ``StatementError`` that is not a ``DBAPIError``: the database never saw the statement.
+    """
+    if isinstance(exc, UnknownEvent | ValueError | LookupError | OverflowError | TypeError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
 CommitListener = Callable[[Sequence[tuple[Operation, Any]]], None]
 
 
@@ -514,7 +526,9 @@ class StoreWriter:
         return results
 
     async def _failed(self, item: _Item, exc: Exception) -> None:
-        if isinstance(exc, UnknownEvent | ValueError | LookupError):
+        if is_bad_input(exc):
+            # The operation was wrong (an unknown event, a value the column cannot hold);
+            # the store is fine. Only this caller hears about it.
             if not item.future.done():
                 item.future.set_exception(exc)
             return
