@@ -88,8 +88,15 @@ def device_json(
     probe: Any | None,
     tests: dict[str, datetime],
     thumbnail: bool,
+    parent_row: Any | None = None,
 ) -> dict[str, Any]:
     detail: dict[str, Any] = dict(row.detail or {}) if row is not None else {}
+    reason_prefix = ""
+    if row is None and parent_row is not None:
+        # A button or detector has no probe of its own: it is supervised through its panel,
+        # so it is as reachable as the panel is.
+        row = parent_row
+        reason_prefix = f"{info.parent}: "
     loc = info.location
     latency = _num(detail.get("latency_ms"))
     if latency is None and probe is not None:
@@ -112,7 +119,7 @@ def device_json(
         "parent": info.parent,
         "state": row.state if row is not None else "unknown",
         "since": _t(row.since) if row is not None else None,
-        "reason": (row.reason or "") if row is not None else "",
+        "reason": reason_prefix + (row.reason or "") if row is not None else "",
         "last_seen": _t(row.last_seen) if row is not None else None,
         "latency_ms": latency,
         "clock_offset_s": _clock_offset(detail),
@@ -141,6 +148,7 @@ async def devices(engine: AsyncEngine, index: SiteIndex) -> list[dict[str, Any]]
             probes.get(info.id),
             tests,
             info.type == "camera" and info.id in with_snap,
+            states.get(info.parent) if info.parent else None,
         )
         for info in index.devices.values()
     ]
@@ -164,8 +172,13 @@ async def device(engine: AsyncEngine, index: SiteIndex, device_id: str) -> dict[
         snap = (
             await conn.execute(select(Snapshot.id).where(Snapshot.camera_id == device_id).limit(1))
         ).first()
+        parent = None
+        if info.parent is not None:
+            parent = (
+                await conn.execute(select(DeviceState).where(DeviceState.device_id == info.parent))
+            ).first()
     tests = await active_test_targets(engine)
-    return device_json(info, row, probe, tests, info.type == "camera" and snap is not None)
+    return device_json(info, row, probe, tests, info.type == "camera" and snap is not None, parent)
 
 
 async def probes(

@@ -271,3 +271,32 @@ async def test_devices_probe_test_mode_and_users(wh: WebHub) -> None:
             entries = (await r.json())["items"]
         assert entries[0]["subject"] == "user:lisi" and entries[0]["actor"] == "token:admin"
         assert "password" not in json.dumps(entries)
+
+
+def test_a_button_shows_its_panels_state() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from hub.config import Location
+    from hub.site import DeviceInfo
+    from hub.web.queries import device_json
+
+    panel_row = SimpleNamespace(
+        state="offline",
+        since=datetime(2026, 11, 24, 8, tzinfo=UTC),
+        reason="supervision lost",
+        last_seen=None,
+        detail={},
+    )
+    button = DeviceInfo(
+        "btn-gate-1",
+        "alarm_button",
+        "正门一键报警",
+        Location(floor="1F", zone="gate"),
+        parent="panel-1",
+    )
+    shown = device_json(button, None, None, {}, False, panel_row)
+    assert shown["state"] == "offline"
+    assert shown["reason"] == "panel-1: supervision lost"
+    alone = device_json(button, None, None, {}, False, None)
+    assert alone["state"] == "unknown"
