@@ -69,6 +69,11 @@ async def test_supervision_lost_and_restored(broker: LocalMosquitto, tmp_path: P
                 if view.events[e]["kind"] == "fault.supervision"
             )
             assert fault["device"]["id"] == "panel-1" and fault["priority"] == 3
+            # Raised only once the silence exceeded interval + grace (the receiver's own
+            # measurement; the deadline arithmetic itself is unit-tested on a fake clock).
+            d = fault["detail"]
+            assert (d["interval"], d["grace"]) == (1, 1)
+            assert d["silent_for"] >= d["interval"] + d["grace"]
             panel.resume()
             await police.wait_for(lambda: "fault.supervision.restore" in kinds(), within=10)
     assert_no_violations(police)
