@@ -19,9 +19,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.broker import EmbeddedBroker, LocalMosquitto, free_port, mosquitto_path
 from hub.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,6 @@ async def _demo(
             f"mallhub demo — {config.site.name}\n"
             f"  broker:  {what}\n"
             f"  data:    {data_dir}\n"
-            f"  console: http://127.0.0.1:{http_port}/\n"
             f"  police simulator lines follow (Ctrl-C stops the demo)",
             flush=True,
         )
@@ -136,7 +139,8 @@ async def _demo(
                 env,
             )
         )
-        await stack.enter_async_context(Hub(config))
+        hub = await stack.enter_async_context(Hub(config))
+        await _console_login(hub)
         await stack.enter_async_context(
             _child(
                 "mall",
@@ -157,3 +161,14 @@ async def _demo(
         await wait_stop(stop, args.duration)
         print("mallhub demo: stopping", flush=True)
     return 0
+
+
+async def _console_login(hub: Hub) -> None:
+    """A console login for this demo run only: a fresh random password, shown once."""
+    from hub.web.auth import CreateUser, hash_password_async
+
+    password = secrets.token_urlsafe(12)
+    await hub.submit(CreateUser("demo", "admin", await hash_password_async(password), "demo"))
+    web = hub.parts.get("web")
+    url = str(web.url) if web is not None else "(web console not running)"
+    print(f"  console: {url}  user: demo  password (this run only): {password}", flush=True)
