@@ -10,10 +10,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from adapters.alarm_panels import AccountConfig, ReceiverLimits, SiaReceiver, parse_key
+from adapters.broadcast import BroadcastDriver, ControllerConfig, ZoneConfig, make_driver
 from adapters.errors import AdapterError
 from adapters.onvif.driver import OnvifCamera
 from adapters.onvif.events import PullPointSubscriber
-from hub.config import SiteConfig
+from hub.config import BroadcastController, Camera, SiteConfig
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -39,6 +40,37 @@ def sia_accounts(config: SiteConfig) -> list[AccountConfig]:
             )
         )
     return accounts
+
+
+def camera_driver(
+    cfg: Camera, timeout_s: float, connect_timeout_s: float | None = None
+) -> OnvifCamera:
+    """The ONVIF driver for a configured camera (connects on first use)."""
+    return OnvifCamera(
+        cfg.id,
+        cfg.host,
+        cfg.port,
+        cfg.username or "",
+        cfg.password.get_secret_value() if cfg.password else "",
+        timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s if connect_timeout_s is not None else timeout_s,
+        lazy=True,
+    )
+
+
+def broadcast_driver(cfg: BroadcastController) -> BroadcastDriver:
+    """The public-address driver for a configured controller."""
+    return make_driver(
+        cfg.driver,
+        ControllerConfig(
+            device_id=cfg.id,
+            url=cfg.url,
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            zones=[ZoneConfig(z.id, z.name, z.target) for z in cfg.zones],
+            options=dict(cfg.options),
+        ),
+    )
 
 
 async def start_drivers(hub: Hub, stack: AsyncExitStack) -> None:
@@ -88,17 +120,7 @@ class CameraDrivers:
         timeout = hub.config.health.probe_timeout_s
         self.configs = {c.id: c for c in hub.config.devices.cameras}
         self.cameras: dict[str, OnvifCamera] = {
-            c.id: OnvifCamera(
-                c.id,
-                c.host,
-                c.port,
-                c.username or "",
-                c.password.get_secret_value() if c.password else "",
-                timeout_s=timeout,
-                connect_timeout_s=timeout,
-                lazy=True,
-            )
-            for c in hub.config.devices.cameras
+            c.id: camera_driver(c, timeout) for c in hub.config.devices.cameras
         }
         self.subscribers: dict[str, PullPointSubscriber] = {}
         self.backoff_max_s = backoff_max_s

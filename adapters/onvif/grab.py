@@ -102,7 +102,7 @@ def _decode(data: bytes) -> Frame | None:
     return None if img is None else np.asarray(img, np.uint8)
 
 
-async def grab_snapshot(
+async def fetch_snapshot(
     url: str,
     *,
     device_id: str,
@@ -111,21 +111,20 @@ async def grab_snapshot(
     # The per-device budget is part of the call, applied with asyncio.timeout inside.
     timeout: float = 10.0,  # noqa: ASYNC109
     session: aiohttp.ClientSession | None = None,
-) -> Frame:
-    """Fetch one snapshot (JPEG or any image OpenCV reads) and return it as a BGR array.
+) -> bytes:
+    """Fetch one snapshot and return the exact bytes the camera sent (evidence keeps them).
 
     Raises ``AuthFailed`` when the camera rejects the credentials, ``DeviceUnreachable``
     when it does not answer in ``timeout`` seconds or fails (HTTP 5xx), and
-    ``ProtocolViolation`` when the answer is not an image.
+    ``ProtocolViolation`` for an invalid URL or a refused request.
     """
     where = _safe_url(url)
     try:
         async with asyncio.timeout(timeout):
             if session is None:
                 async with aiohttp.ClientSession() as own:
-                    data = await _fetch(own, url, device_id, username, password)
-            else:
-                data = await _fetch(session, url, device_id, username, password)
+                    return await _fetch(own, url, device_id, username, password)
+            return await _fetch(session, url, device_id, username, password)
     except TimeoutError as exc:
         raise DeviceUnreachable(device_id, f"snapshot {where}: no answer in {timeout:g} s") from exc
     except aiohttp.InvalidURL as exc:
@@ -134,6 +133,31 @@ async def grab_snapshot(
         raise DeviceUnreachable(device_id, f"snapshot {where}: {exc.__class__.__name__}") from exc
     except aiohttp.ClientResponseError as exc:
         raise ProtocolViolation(device_id, f"snapshot {where}: {exc.message}") from exc
+
+
+async def grab_snapshot(
+    url: str,
+    *,
+    device_id: str,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 10.0,  # noqa: ASYNC109
+    session: aiohttp.ClientSession | None = None,
+) -> Frame:
+    """Fetch one snapshot (JPEG or any image OpenCV reads) and return it as a BGR array.
+
+    Errors as :func:`fetch_snapshot`, and ``ProtocolViolation`` when the answer is not an
+    image.
+    """
+    where = _safe_url(url)
+    data = await fetch_snapshot(
+        url,
+        device_id=device_id,
+        username=username,
+        password=password,
+        timeout=timeout,
+        session=session,
+    )
     frame = await asyncio.to_thread(_decode, data)
     if frame is None:
         raise ProtocolViolation(

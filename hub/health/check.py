@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.onvif.video import Baseline
 from hub.config import AlarmPanel, BroadcastController, Camera, Location, SiteConfig
+from hub.drivers import broadcast_driver, camera_driver
 from hub.health.probes import camera_result, probe_broadcast, probe_camera_once
 from hub.health.results import ProbeResult
-from hub.health.service import broadcast_driver, camera_driver
 from hub.health.video import VideoProbe
 from hub.store import create_engine
 from hub.store.models import DeviceState

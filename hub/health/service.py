@@ -25,11 +25,12 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from adapters.broadcast import BroadcastDriver, ControllerConfig, ZoneConfig, make_driver
+from adapters.broadcast import BroadcastDriver
 from adapters.device_event import DeviceEvent
 from adapters.onvif.driver import CameraProbe, OnvifCamera
 from adapters.onvif.video import Baseline
 from hub.config import AlarmPanel, BroadcastController, Camera
+from hub.drivers import broadcast_driver, camera_driver
 from hub.health.probes import (
     camera_result,
     panel_result,
@@ -75,33 +76,6 @@ class _Camera:
     last_probe: CameraProbe | None = None
     last_video: VideoOutcome | None = None
     video_stale: bool = True
-
-
-def camera_driver(cfg: Camera, timeout_s: float) -> OnvifCamera:
-    return OnvifCamera(
-        cfg.id,
-        cfg.host,
-        cfg.port,
-        cfg.username or "",
-        cfg.password.get_secret_value() if cfg.password else "",
-        timeout_s=timeout_s,
-        connect_timeout_s=timeout_s,
-        lazy=True,
-    )
-
-
-def broadcast_driver(cfg: BroadcastController) -> BroadcastDriver:
-    return make_driver(
-        cfg.driver,
-        ControllerConfig(
-            device_id=cfg.id,
-            url=cfg.url,
-            username=cfg.username,
-            password=cfg.password.get_secret_value() if cfg.password else None,
-            zones=[ZoneConfig(z.id, z.name, z.target) for z in cfg.zones],
-            options=dict(cfg.options),
-        ),
-    )
 
 
 class HealthService:

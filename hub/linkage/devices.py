@@ -17,14 +17,15 @@ from typing import Self
 
 import aiohttp
 
-from adapters.broadcast import BroadcastDriver, ControllerConfig, ZoneConfig, make_driver
-from adapters.errors import AdapterError, DeviceUnreachable, NotSupported, ProtocolViolation
+from adapters.broadcast import BroadcastDriver
+from adapters.errors import AdapterError, NotSupported, ProtocolViolation
 from adapters.onvif.driver import OnvifCamera
 
 # The snapshot fetch (Digest or Basic, size limit, HTTP status → AdapterError) lives in the
 # ONVIF adapter; ``grab_snapshot`` decodes the picture, but evidence must keep the exact bytes.
-from adapters.onvif.grab import _fetch as fetch_snapshot_body
+from adapters.onvif.grab import fetch_snapshot
 from hub.config import BroadcastController, Camera
+from hub.drivers import broadcast_driver, camera_driver
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,8 @@ class CameraPool:
             if state is not None and state.camera.connected and state.profile is not None:
                 return state
             cfg = self._config(camera_id)
-            camera = OnvifCamera(
-                camera_id,
-                cfg.host,
-                cfg.port,
-                cfg.username or "",
-                cfg.password.get_secret_value() if cfg.password else "",
-                timeout_s=CAMERA_TIMEOUT_S,
-                connect_timeout_s=CAMERA_CONNECT_TIMEOUT_S,
-                lazy=True,
+            camera = camera_driver(
+                cfg, CAMERA_TIMEOUT_S, connect_timeout_s=CAMERA_CONNECT_TIMEOUT_S
             )
             try:
                 await camera.connect()
@@ -129,20 +123,14 @@ class CameraPool:
             raise NotSupported(camera_id, "the camera offers no snapshot URI")
         cfg = self._config(camera_id)
         assert self._session is not None, "CameraPool used outside async with"
-        try:
-            return await fetch_snapshot_body(
-                self._session,
-                state.snapshot_uri,
-                camera_id,
-                cfg.username,
-                cfg.password.get_secret_value() if cfg.password else None,
-            )
-        except AdapterError:
-            raise
-        except aiohttp.InvalidURL as exc:
-            raise ProtocolViolation(camera_id, "snapshot URL is invalid") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise DeviceUnreachable(camera_id, f"snapshot: {type(exc).__name__}") from exc
+        return await fetch_snapshot(
+            state.snapshot_uri,
+            device_id=camera_id,
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            timeout=CAMERA_TIMEOUT_S,
+            session=self._session,
+        )
 
     async def goto_preset(self, camera_id: str, preset: str) -> str:
         """Move to a configured preset (by name, or a raw token); returns the token used."""
@@ -189,17 +177,7 @@ class BroadcastPool:
             cfg = self.configs.get(controller_id)
             if cfg is None:
                 raise NotSupported(controller_id, "not a configured broadcast controller")
-            driver = make_driver(
-                cfg.driver,
-                ControllerConfig(
-                    device_id=cfg.id,
-                    url=cfg.url,
-                    username=cfg.username,
-                    password=cfg.password.get_secret_value() if cfg.password else None,
-                    zones=[ZoneConfig(z.id, z.name, z.target) for z in cfg.zones],
-                    options=dict(cfg.options),
-                ),
-            )
+            driver = broadcast_driver(cfg)
             await driver.open()
             self._drivers[controller_id] = driver
             return driver
