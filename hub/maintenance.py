@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
 from hub.store.writer import PruneOutbox, StoreUnavailable, StoreWriter
+from hub.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,8 @@ class Maintenance:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
+        self._task = None
 
     async def run_once(self) -> int:
         n: int = await self.writer.submit(PruneOutbox(self.keep))

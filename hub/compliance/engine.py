@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.config import SiteConfig
 from hub.store.models import ComplianceSnapshot
 from hub.store.writer import EnqueueMessage, StoreWriter, WriteContext, iso, now_utc
+from hub.tasks import stop_task
 
 from .facts import (
     AuditChain,
@@ -362,11 +363,8 @@ class ComplianceService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         every = self.config.compliance.evaluate_every_s

@@ -41,6 +41,7 @@ from hub.store.writer import (
     iso,
     now_utc,
 )
+from hub.tasks import stop_task
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -166,14 +167,7 @@ class Lifecycle:
     ) -> None:
         task, self._task = self._task, None
         try:
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
+            await stop_task(task)
         finally:
             await self._stack.aclose()
 

@@ -42,6 +42,7 @@ from hub.linkage.snapshots import SnapshotStore, load_or_create_secret, sniff_co
 from hub.police.link import CommandError
 from hub.store.models import Event
 from hub.store.writer import StoredEvent, now_utc
+from hub.tasks import stop_task
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -109,20 +110,23 @@ class LinkageService:
             data_dir = cfg.storage.data_dir
             secret = await asyncio.to_thread(load_or_create_secret, data_dir)
             http = cfg.http
+            web = self.hub.parts.get("web")
+            public_url = http.public_url or (
+                str(web.url) if web is not None else f"http://{http.host}:{http.port}"
+            )
             if http.public_url is None:
                 log.warning(
-                    "http.public_url is not set: snapshots over %d bytes get URLs on "
-                    "http://%s:%d, which the police platform may not reach",
+                    "http.public_url is not set: snapshots over %d bytes get URLs on %s, "
+                    "which the police platform may not reach",
                     cfg.police.inline_snapshot_max_bytes,
-                    http.host,
-                    http.port,
+                    public_url,
                 )
             self.snapshots = SnapshotStore(
                 data_dir,
                 secret,
                 self.hub.submit,
                 inline_max_bytes=cfg.police.inline_snapshot_max_bytes,
-                public_url=http.public_url or f"http://{http.host}:{http.port}",
+                public_url=public_url,
                 url_ttl=timedelta(seconds=cfg.police.snapshot_url_ttl_s),
             )
             await stack.enter_async_context(self.cameras)
@@ -144,14 +148,7 @@ class LinkageService:
     ) -> None:
         task, self._task = self._task, None
         try:
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
+            await stop_task(task)
         finally:
             await self._stack.aclose()
 

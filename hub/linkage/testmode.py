@@ -30,6 +30,7 @@ from hub.config import SiteConfig
 from hub.site import SiteIndex
 from hub.store.models import AuditLog, TestMode
 from hub.store.writer import WriteContext, iso, now_utc
+from hub.tasks import stop_task
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -236,14 +237,7 @@ class TestModeManager:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await stop_task(task)
 
     # --- queries (synchronous: the ingest asks on every alarm) ----------------------------
 

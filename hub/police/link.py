@@ -38,6 +38,7 @@ from hub.store.writer import (
     iso,
     now_utc,
 )
+from hub.tasks import stop_task
 
 log = logging.getLogger(__name__)
 # The MQTT client warns on every publish beyond ten in flight; a publish window is exactly
@@ -132,10 +133,8 @@ class PoliceLink:
                     retain=True,
                     timeout=3,
                 )
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
+        self._task = None
 
     def register(self, name: str, handler: CommandHandler) -> None:
         """Answer ``<p>/commands/<name>`` with ``handler``."""

@@ -8,7 +8,6 @@ updates for open consoles; leaving it ends the live streams, then the listener.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hub.tasks import stop_task
 from hub.web import queries
 from hub.web.api import ENDPOINTS, authenticate
 from hub.web.auth import CSRF_HEADER, csrf_ok
@@ -261,11 +261,8 @@ class WebService:
         st.stopping = True
         st.live.close_all()
         await self.runner.cleanup()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _fanout(self) -> None:
         live = self.app[STATE].live
