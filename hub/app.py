@@ -103,12 +103,14 @@ class Hub:
         self.parts["metrics"] = metrics
         self.parts["health"] = await stack.enter_async_context(HealthService(self, metrics=metrics))
         await self._start_compliance(stack)
-        from hub.linkage.service import start_linkage
-
-        await start_linkage(self, stack)
+        # The console starts before linkage so snapshot URLs can name its real address; it
+        # looks the other parts up per request.
         from hub.web import WebService
 
         self.parts["web"] = await stack.enter_async_context(WebService(self))
+        from hub.linkage.service import start_linkage
+
+        await start_linkage(self, stack)
 
     async def _start_compliance(self, stack: AsyncExitStack) -> None:
         from hub.compliance import ComplianceService, LinkFacts
