@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from sqlalchemy import select
 
+from adapters.device_event import DeviceEvent
 from hub.bus import EventBus
 from hub.config import SiteConfig
 from hub.ingest import Ingest
@@ -55,6 +56,9 @@ class Hub:
         self._extra = extra_parts or []
         self.parts: dict[str, Any] = {}
         self.writer.add_listener(self._publish_to_bus)
+        self.writer.on_health_change = self._store_health
+        self._store_failed_at: datetime | None = None
+        self._store_error = ""
         self.police.register("ack", self._cmd_ack)
 
     async def __aenter__(self) -> Self:
@@ -218,3 +222,29 @@ class Hub:
                     self.bus.publish("event", result)
             elif isinstance(op, UpdateEvent):
                 self.bus.publish("update", result)
+
+    def _store_health(self, healthy: bool, error: str) -> None:
+        """The store failed or works again (called inside the writer's task).
+
+        While it fails nothing can be stored, so devices get no acknowledgement and keep
+        their events; the failure is logged at once. When a commit succeeds again,
+        ``fault.store`` (dated when the failure began) and its restore are stored and
+        forwarded like any other event.
+        """
+        if not healthy:
+            self._store_failed_at = now_utc()
+            self._store_error = error.splitlines()[0][:200] if error else "unknown error"
+            log.error("hub: store failing, nothing is acknowledged: %s", self._store_error)
+            return
+        since, self._store_failed_at = self._store_failed_at or now_utc(), None
+        log.warning("hub: store works again (failing since %s)", iso(since))
+        detail: dict[str, Any] = {"error": self._store_error, "since": iso(since)}
+        for kind, at in (("fault.store", since), ("fault.store.restore", now_utc())):
+            event = DeviceEvent("hub", kind, at, source={"component": "store"}, detail=detail)
+            fut = self.writer.submit_nowait(StoreEvent(self.ingest.prepare(event)))
+            fut.add_done_callback(_log_store_fault_failure)
+
+
+def _log_store_fault_failure(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("hub: could not store the store fault: %s", fut.exception())

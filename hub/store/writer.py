@@ -448,6 +448,13 @@ class StoreWriter:
         self._queue.put_nowait(_Item(op, fut))
         return await fut
 
+    def submit_nowait(self, op: Operation) -> asyncio.Future[Any]:
+        """Queue ``op`` and return its future at once: for callbacks that run inside the
+        writer's own task (``on_health_change``), where awaiting ``submit`` would deadlock."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(op, fut))
+        return fut
+
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()

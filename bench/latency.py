@@ -1,0 +1,384 @@
+"""Alarm latency end to end, against the physical limit measured in the same run.
+
+Hub path: the panel simulator presses a button over TCP → the hub (SIA receiver, store
+commit, ACK, outbox drain) → Mosquitto → a subscriber. One alarm at a time, so each sample
+is one alarm's whole journey.
+
+Limit: what no hub could beat on this machine — one durable SQLite commit (WAL,
+``synchronous=FULL``, an event row and an outbox row of the real size, in a file next to the
+hub's store) followed by a raw paho-mqtt QoS 1 publish of an event-sized payload, received by
+the same subscriber on the same broker.
+
+Hub and limit samples are taken in alternating blocks, so a burst of load from elsewhere on
+the machine disturbs both alike. Goal: hub p99 ≤ 1.5 × limit p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PREFIX,
+    Arrival,
+    Broker,
+    HubProcess,
+    Publisher,
+    Subscriber,
+    account,
+    print_machine,
+    sample_event_payload,
+    sia_port,
+    site_config,
+    summary_ms,
+    table,
+    verdict,
+    wait_subscribed,
+)
+from simulators.panel import PanelSimulator
+
+GOAL_RATIO = 1.5
+RAW_TOPIC = "bench/raw/latency"
+
+
+class StackFloor:
+    """One alarm's commit through the hub's own store code (StoreWriter + Ingest: SQLAlchemy
+    async over aiosqlite), with nothing else running: the floor the store stack sets."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        from hub.config import parse_config
+
+        cfg = dict(config)
+        cfg["storage"] = {"data_dir": str(workdir / "floor")}
+        self.config = parse_config(cfg, env={})
+        self.n = 0
+
+    async def __aenter__(self) -> StackFloor:
+        from hub.ingest import Ingest
+        from hub.site import SiteIndex
+        from hub.store import StoreWriter, create_engine, upgrade
+
+        self.engine = create_engine(self.config.storage.url())
+        await upgrade(self.engine)
+        self.writer = StoreWriter(self.engine)
+        await self.writer.__aenter__()
+        self.ingest = Ingest(self.config, SiteIndex(self.config), self.writer)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.writer.__aexit__(None, None, None)
+        await self.engine.dispose()
+
+    async def commit(self) -> float:
+        from datetime import UTC, datetime
+
+        from adapters.device_event import DeviceEvent
+
+        self.n += 1
+        event = DeviceEvent(
+            "btn-1-1",
+            "alarm.panic",
+            datetime.now(UTC),
+            source={"protocol": "sia-dc09", "account": account(1), "zone": 1},
+            dedupe_key=f"floor:{self.n}",
+        )
+        t0 = time.perf_counter()
+        await self.ingest.ingest(event)
+        return time.perf_counter() - t0
+
+
+class OneHopFloor:
+    """The same transaction (lock row, heads, dedupe query, event + outbox + audit rows) as
+    a synchronous SQLAlchemy session run in one worker-thread hop: what the store would cost
+    if a whole write transaction crossed to the database thread once instead of per call."""
+
+    def __init__(self, workdir: Path) -> None:
+        from sqlalchemy import create_engine, event
+
+        from hub.store.db import _sqlite_pragmas
+        from hub.store.models import Base, StoreLock
+
+        path = workdir / "floor-onehop.db"
+        self.engine = create_engine(f"sqlite:///{path}")
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine) as s, s.begin():
+            s.add(StoreLock(id=1))
+        self.payload = json.loads(sample_event_payload())
+        self.n = 0
+
+    def _tx(self) -> None:
+        from datetime import UTC, datetime
+
+        from sqlalchemy import func, select, update
+        from sqlalchemy.orm import Session
+
+        from hub.store.audit import GENESIS, chain_hash
+        from hub.store.models import AuditLog, Event, Outbox, StoreLock
+
+        self.n += 1
+        now = datetime.now(UTC)
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(StoreLock).where(StoreLock.id == 1).values(id=1))
+            seq = int(s.execute(select(func.max(Event.seq))).scalar() or 0) + 1
+            head = s.execute(select(AuditLog.hash).order_by(AuditLog.id.desc()).limit(1)).scalar()
+            key = f"floor:{self.n}"
+            s.execute(select(Event).where(Event.dedupe_key == key).limit(1)).scalar()
+            eid = f"00000000-0000-7000-8000-{self.n:012d}"
+            msg = {**self.payload, "seq": seq, "event_id": eid}
+            s.add(
+                Event(
+                    event_id=eid,
+                    seq=seq,
+                    kind="alarm.panic",
+                    category="alarm",
+                    priority=1,
+                    device_id="btn-1-1",
+                    occurred_at=now,
+                    received_at=now,
+                    source={},
+                    detail={},
+                    device_state=None,
+                    dedupe_key=key,
+                    test_mode=False,
+                    state="new",
+                    update_seq=0,
+                    message=msg,
+                )
+            )
+            s.add(
+                Outbox(
+                    kind="event",
+                    topic="t",
+                    payload=json.dumps(msg),
+                    retain=False,
+                    priority=1,
+                    seq=seq,
+                    event_id=eid,
+                    coalesce_key=None,
+                    created_at=now,
+                    publish_count=0,
+                    receipt_required=False,
+                )
+            )
+            detail = {"seq": seq}
+            h = chain_hash(head or GENESIS, now, "hub", "event.stored", eid, detail)
+            s.add(
+                AuditLog(
+                    at=now,
+                    actor="hub",
+                    action="event.stored",
+                    subject=eid,
+                    detail=detail,
+                    prev_hash=head or GENESIS,
+                    hash=h,
+                )
+            )
+
+    async def commit(self) -> float:
+        t0 = time.perf_counter()
+        await asyncio.to_thread(self._tx)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class LimitStore:
+    """The cheapest durable commit of one alarm: two rows, one transaction, fsync'd."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, m TEXT)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, m TEXT)")
+        self.payload = sample_event_payload().decode()
+
+    def commit(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO events (m) VALUES (?)", (self.payload,))
+        c.execute("INSERT INTO outbox (m) VALUES (?)", (self.payload,))
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Result:
+    hub: list[float]
+    limit: list[float]
+    commit: list[float]
+    mqtt: list[float]
+    hub_cpu_s: float
+    elapsed_s: float
+    stack: list[float]
+    onehop: list[float]
+
+    def rows(self) -> list[list[object]]:
+        out: list[list[object]] = []
+        for name, samples in (
+            ("hub: panel → hub (store, ACK) → broker → subscriber", self.hub),
+            ("limit: durable commit + paho QoS 1 publish → receive", self.limit),
+            ("  of which: durable commit (SQLite WAL, FULL)", self.commit),
+            ("  of which: paho QoS 1 publish → receive", self.mqtt),
+            ("floor: one alarm commit through the hub's store stack", self.stack),
+            ("floor: same transaction, sync session in one thread hop", self.onehop),
+        ):
+            s = summary_ms(samples)
+            out.append([name, len(samples), s["p50"], s["p99"], s["max"]])
+        return out
+
+    @property
+    def ratio(self) -> float:
+        return summary_ms(self.hub)["p99"] / summary_ms(self.limit)["p99"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hub_ms": summary_ms(self.hub),
+            "limit_ms": summary_ms(self.limit),
+            "commit_ms": summary_ms(self.commit),
+            "mqtt_ms": summary_ms(self.mqtt),
+            "ratio_p99": self.ratio,
+            "goal_met": self.ratio <= GOAL_RATIO,
+            "stack_floor_ms": summary_ms(self.stack),
+            "onehop_floor_ms": summary_ms(self.onehop),
+            "samples": len(self.hub),
+        }
+
+
+async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> Result:
+    loop = asyncio.get_running_loop()
+    broker = Broker(workdir)
+    broker.start()
+    config = site_config(broker_url=broker.url, data_dir=workdir / "data", sia_port=sia_port())
+    hub = HubProcess(config, workdir)
+    waiting: dict[str, asyncio.Future[Arrival]] = {}
+
+    def on_arrival(a: Arrival) -> None:
+        key = RAW_TOPIC if a.topic == RAW_TOPIC else "hub"
+        fut = waiting.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(a)
+
+    sub = Subscriber(broker.port, [f"{PREFIX}/events/#", RAW_TOPIC], loop, on_arrival, keep=False)
+    pub: Publisher | None = None
+    store: LimitStore | None = None
+    try:
+        hub.start()
+        sub.start()
+        pub = Publisher(broker.port)
+        sub.keep = True
+        await wait_subscribed(sub, pub, RAW_TOPIC)
+        sub.keep = False
+        await hub.ready()
+        (workdir / "data").mkdir(exist_ok=True)
+        store = LimitStore(workdir / "data" / "limit.db")
+        onehop = OneHopFloor(workdir)
+        async with (
+            PanelSimulator(
+                "127.0.0.1", hub.sia_port, account(1), ack_timeout=5.0, reconnect_max=0.5
+            ) as panel,
+            StackFloor(workdir, config) as stack,
+        ):
+
+            async def one_alarm(i: int, within: float = 10.0) -> float:
+                fut: asyncio.Future[Arrival] = loop.create_future()
+                waiting["hub"] = fut
+                t0 = time.perf_counter()
+                panel.press(i % 8 + 1)
+                arrival = await asyncio.wait_for(fut, within)
+                body = json.loads(arrival.payload)
+                if body["source"]["account"] != account(1):
+                    raise RuntimeError(f"unexpected event {body['kind']}")
+                return arrival.at - t0
+
+            async def one_limit() -> tuple[float, float, float]:
+                assert store is not None and pub is not None
+                fut: asyncio.Future[Arrival] = loop.create_future()
+                waiting[RAW_TOPIC] = fut
+                t0 = time.perf_counter()
+                store.commit()
+                t1 = time.perf_counter()
+                pub.publish(RAW_TOPIC, store.payload.encode())
+                arrival = await asyncio.wait_for(fut, 10)
+                return arrival.at - t0, t1 - t0, arrival.at - t1
+
+            # Warm-up: the first alarm waits for the police link to come up.
+            await one_alarm(0, within=60)
+            for i in range(warmup):
+                await one_alarm(i)
+                await one_limit()
+                await stack.commit()
+                await onehop.commit()
+            result = Result([], [], [], [], 0.0, 0.0, [], [])
+            cpu0 = hub.cpu_seconds()
+            started = time.perf_counter()
+            done = 0
+            while done < alarms:
+                n = min(block, alarms - done)
+                for i in range(n):
+                    result.hub.append(await one_alarm(done + i))
+                for _ in range(n):
+                    total, commit, mqtt = await one_limit()
+                    result.limit.append(total)
+                    result.commit.append(commit)
+                    result.mqtt.append(mqtt)
+                for _ in range(n):
+                    result.stack.append(await stack.commit())
+                    result.onehop.append(await onehop.commit())
+                done += n
+            result.elapsed_s = time.perf_counter() - started
+            result.hub_cpu_s = hub.cpu_seconds() - cpu0
+        onehop.close()
+        return result
+    finally:
+        if store is not None:
+            store.close()
+        if pub is not None:
+            pub.close()
+        sub.stop()
+        hub.stop()
+        broker.stop()
+
+
+def report(r: Result) -> None:
+    print("Alarm latency, one alarm at a time (milliseconds)")
+    print(table(["path", "samples", "p50", "p99", "max"], r.rows()))
+    print()
+    print(
+        f"hub p99 / limit p99 = {r.ratio:.2f} (goal ≤ {GOAL_RATIO}): "
+        f"{verdict(r.ratio <= GOAL_RATIO)}"
+    )
+    per_alarm_ms = r.hub_cpu_s / max(1, len(r.hub)) * 1e3
+    print(f"hub process CPU per alarm: {per_alarm_ms:.2f} ms; run took {r.elapsed_s:.1f} s")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alarms", type=int, default=3000, help="alarms to time (default 3000)")
+    p.add_argument("--block", type=int, default=100, help="alternate hub/limit every N samples")
+    p.add_argument("--keep", action="store_true", help="keep the working directory")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    print_machine()
+    workdir = Path(tempfile.mkdtemp(prefix="mallhub-bench-latency-"))
+    try:
+        r = await measure(args.alarms, args.block, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report(r)
+    return r.as_dict()
