@@ -10,9 +10,9 @@ probe, because a scrape must not wait on the store.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -100,7 +100,9 @@ class Metrics:
         self._hub: Hub | None = None
         self._states: Callable[[], Mapping[str, str]] | None = None
         self._kinds: OrderedDict[str, str] = OrderedDict()
-        self._published: OrderedDict[str, float] = OrderedDict()
+        self._published: OrderedDict[str, datetime] = OrderedDict()
+        self._receipted_early: OrderedDict[str, datetime] = OrderedDict()
+        """Receipts committed before their publication was (publications are recorded late)."""
         self._unresolved: list[str] = []
         self._forwarded_seen: OrderedDict[str, None] = OrderedDict()
         r.register(_LiveCollector(self))
@@ -143,7 +145,7 @@ class Metrics:
 
     def on_commit(self, pairs: Sequence[tuple[Any, Any]]) -> None:
         """Store listener: remember event kinds, count first publications, time receipts."""
-        now = time.monotonic()
+        now = datetime.now(UTC)
         for op, result in pairs:
             if isinstance(op, StoreEvent) and isinstance(result, StoredEvent):
                 if not result.duplicate:
@@ -153,16 +155,23 @@ class Metrics:
                     if event_id in self._forwarded_seen:
                         continue  # a republication (receipt timeout), not a new forward
                     _remember(self._forwarded_seen, event_id, None)
-                    _remember(self._published, event_id, now)
+                    sent = op.at or now
+                    early = self._receipted_early.pop(event_id, None)
+                    if early is not None:
+                        self.receipt_latency.observe(max(0.0, (early - sent).total_seconds()))
+                    else:
+                        _remember(self._published, event_id, sent)
                     kind = self._kinds.pop(event_id, None)
                     if kind is None:
                         self._unresolved.append(event_id)
                     else:
                         self.forwarded.labels(kind).inc()
             elif isinstance(op, MarkReceipted) and result:
-                sent = self._published.pop(op.event_id, None)
-                if sent is not None:
-                    self.receipt_latency.observe(max(0.0, now - sent))
+                if op.event_id in self._published:
+                    sent = self._published.pop(op.event_id)
+                    self.receipt_latency.observe(max(0.0, (now - sent).total_seconds()))
+                else:
+                    _remember(self._receipted_early, op.event_id, now)
 
     async def resolve(self, engine: AsyncEngine) -> None:
         """Count forwards of events stored before this process started (kind from the store)."""

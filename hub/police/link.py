@@ -34,6 +34,7 @@ from hub.store.writer import (
     EnqueueMessage,
     MarkPublished,
     MarkReceipted,
+    OutboxMessage,
     StoreWriter,
     iso,
     now_utc,
@@ -52,6 +53,10 @@ MAX_COMMAND_BYTES = 64 * 1024
 # platform gets its answer on its own response topic.
 MAX_PARSE_BYTES = 1024 * 1024
 RESPONSE_PRIORITY = 2
+FRESH_LIMIT = 10_000
+"""Messages held in memory for publishing; beyond that the store is scanned instead."""
+IDLE_SCAN_S = 5.0
+"""When nothing happens, the store is scanned this often (a CLI may have written)."""
 
 CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -106,7 +111,13 @@ class PoliceLink:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._use_v5: bool | None = {"auto": None, "5": True, "3.1.1": False}[self.police.protocol]
+        self._fresh: list[OutboxMessage] = []
+        self._props: dict[str, Properties] = {}
+        self._unmarked: set[int] = set()
+        """Published, but the store has not recorded it yet (marks are deferred)."""
+        self._scan_needed = True
         writer.add_listener(self._on_commit)
+        writer.add_outbox_listener(self._on_new_rows)
         self.on_state_change: Callable[[LinkState], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -140,7 +151,10 @@ class PoliceLink:
         """Answer ``<p>/commands/<name>`` with ``handler``."""
         self.handlers[name] = handler
 
-    def _on_commit(self, _pairs: Any) -> None:
+    def _on_commit(self, pairs: Any) -> None:
+        for op, _ in pairs:
+            if isinstance(op, MarkPublished):
+                self._unmarked.difference_update(op.outbox_ids)
         self._wake.set()
 
     def wake(self) -> None:
@@ -298,20 +312,21 @@ class PoliceLink:
 
     # --- outbox drain ------------------------------------------------------------------
 
-    async def _next_batch(self) -> tuple[list[Outbox], float | None]:
-        """Rows to publish now, and when a receipt deadline next falls due (seconds)."""
+    async def _next_batch(self) -> tuple[list[OutboxMessage], float | None]:
+        """Scan the outbox: rows to publish now, and when a receipt deadline next falls
+        due (seconds). Rows published but not yet marked in the store are left out."""
         now = now_utc()
         timeout = timedelta(seconds=self.police.receipt_timeout_s)
+        window = self.police.publish_window
+        skip = self._unmarked
         async with self.writer.sessions() as s:
-            pending = (
-                await s.execute(
-                    select(Outbox)
-                    .where(Outbox.published_at.is_(None))
-                    .order_by(Outbox.priority, Outbox.seq, Outbox.id)
-                    .limit(self.police.publish_window)
-                )
-            ).scalars()
-            rows = list(pending)
+            q = select(Outbox).where(Outbox.published_at.is_(None))
+            if skip:
+                q = q.where(Outbox.id.not_in(skip))
+            pending = await s.execute(
+                q.order_by(Outbox.priority, Outbox.seq, Outbox.id).limit(window)
+            )
+            rows = [_message(r) for r in pending.scalars()]
             wait: float | None = None
             if self.police.receipts == "required":
                 unreceipted = and_(
@@ -319,34 +334,78 @@ class PoliceLink:
                     Outbox.receipted_at.is_(None),
                     Outbox.published_at.is_not(None),
                 )
-                if len(rows) < self.police.publish_window:
-                    due = (
-                        await s.execute(
-                            select(Outbox)
-                            .where(unreceipted, Outbox.published_at <= now - timeout)
-                            .order_by(Outbox.priority, Outbox.seq)
-                            .limit(self.police.publish_window - len(rows))
-                        )
-                    ).scalars()
-                    rows.extend(due)
+                if len(rows) < window:
+                    due = await s.execute(
+                        select(Outbox)
+                        .where(unreceipted, Outbox.published_at <= now - timeout)
+                        .order_by(Outbox.priority, Outbox.seq)
+                        .limit(window - len(rows))
+                    )
+                    rows += [_message(r) for r in due.scalars() if r.id not in skip]
                 oldest = (
                     await s.execute(select(func.min(Outbox.published_at)).where(unreceipted))
                 ).scalar()
                 if oldest is not None:
                     wait = max(0.05, (oldest + timeout - now).total_seconds())
-        rows.sort(key=lambda r: (r.priority, r.seq, r.id))
+        rows.sort(key=lambda r: r.order)
         return rows, wait
 
+    def _on_new_rows(self, rows: list[OutboxMessage]) -> None:
+        """New outbox messages, straight from the commit that stored them."""
+        if not self.state.connected or len(self._fresh) > FRESH_LIMIT:
+            # The next scan of the store finds them; memory stays bounded in an outage.
+            self._fresh.clear()
+            self._scan_needed = True
+        else:
+            self._fresh.extend(rows)
+        self._wake.set()
+
+    def _take_fresh(self) -> list[OutboxMessage]:
+        self._fresh.sort(key=lambda r: r.order)
+        window = self.police.publish_window
+        rows = [r for r in self._fresh[:window] if r.id not in self._unmarked]
+        del self._fresh[:window]
+        return rows
+
     async def _drain(self, client: aiomqtt.Client, v5: bool) -> None:
+        """Publish the outbox. Newly stored messages are published from memory as they
+        commit; the store is scanned after (re)connecting, when idle, and when a receipt
+        falls due, so nothing stored is ever left behind."""
+        loop = asyncio.get_running_loop()
+        receipts_required = self.police.receipts == "required"
+        if receipts_required:
+            # Publications must be on record before their receipt deadline is checked.
+            self.writer.defer_s = min(self.writer.defer_s, self.police.receipt_timeout_s / 4)
+        self._unmarked.clear()
+        self._fresh.clear()
+        self._scan_needed = True
+        receipt_due: float | None = None
         while True:
             self._wake.clear()
-            rows, wait = await self._next_batch()
+            if receipt_due is not None and loop.time() >= receipt_due:
+                self._scan_needed = True
+            if self._scan_needed:
+                self._fresh.clear()
+                rows, wait = await self._next_batch()
+                self._scan_needed = len(rows) >= self.police.publish_window
+                receipt_due = loop.time() + wait if wait is not None else None
+                if receipt_due is None and receipts_required and self._unmarked:
+                    # Published, not yet on record: look again once the marks are in.
+                    receipt_due = loop.time() + self.writer.defer_s
+            else:
+                rows = self._take_fresh()
             if not rows:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait if wait is not None else 5.0):
+                if self._fresh:
+                    continue
+                idle = IDLE_SCAN_S
+                if receipt_due is not None:
+                    idle = min(idle, max(0.0, receipt_due - loop.time()))
+                try:
+                    async with asyncio.timeout(idle):
                         await self._wake.wait()
+                except TimeoutError:
+                    self._scan_needed = True
                 continue
-            republished = sum(1 for r in rows if r.published_at is not None)
             await asyncio.gather(
                 *(
                     client.publish(
@@ -360,24 +419,27 @@ class PoliceLink:
                     for r in rows
                 )
             )
-            await self.writer.submit(
-                MarkPublished(
-                    [r.id for r in rows],
-                    [r.event_id for r in rows if r.kind == "event" and r.event_id],
-                )
+            ids = [r.id for r in rows]
+            self._unmarked.update(ids)
+            self.writer.defer_published(
+                ids, [r.event_id for r in rows if r.kind == "event" and r.event_id], now_utc()
             )
             self.state.published += len(rows)
-            self.state.republished_for_receipt += republished
+            self.state.republished_for_receipt += sum(1 for r in rows if r.republish)
+            if receipts_required and any(r.receipt_required for r in rows):
+                due = loop.time() + self.police.receipt_timeout_s
+                receipt_due = due if receipt_due is None else min(receipt_due, due)
 
-    @staticmethod
-    def _properties(row: Outbox) -> Properties:
-        props = _properties(PacketTypes.PUBLISH)
-        props.PayloadFormatIndicator = 1
-        props.ContentType = "application/json"
-        user = [("kind", row.kind)]
-        if row.event_id:
-            user.append(("event_id", row.event_id))
-        props.UserProperty = user
+    def _properties(self, row: OutboxMessage) -> Properties:
+        """MQTT 5 properties, made once per kind of message: building them costs more than
+        the rest of a publish, and the event_id is in the payload anyway."""
+        props = self._props.get(row.kind)
+        if props is None:
+            props = _properties(PacketTypes.PUBLISH)
+            props.PayloadFormatIndicator = 1
+            props.ContentType = "application/json"
+            props.UserProperty = [("kind", row.kind)]
+            self._props[row.kind] = props
         return props
 
     async def outbox_stats(self) -> tuple[int, float | None]:
@@ -491,3 +553,18 @@ def _is_protocol_refusal(exc: aiomqtt.MqttError) -> bool:
     text = str(exc).lower()
     network = ("refused", "unreachable", "name or service", "no route", "certificate")
     return not any(word in text for word in network)
+
+
+def _message(row: Outbox) -> OutboxMessage:
+    return OutboxMessage(
+        row.id,
+        row.kind,
+        row.topic,
+        row.payload,
+        row.retain,
+        row.priority,
+        row.seq,
+        row.event_id,
+        row.receipt_required,
+        republish=row.published_at is not None,
+    )

@@ -14,17 +14,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.store.audit import GENESIS, chain_hash
 from hub.store.models import AuditLog, Event, EventUpdate, Outbox, Retained, StoreLock
+from hub.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,41 @@ def dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An outbox row as the police link needs it."""
+
+    id: int
+    kind: str
+    topic: str
+    payload: str
+    retain: bool
+    priority: int
+    seq: int
+    event_id: str | None
+    receipt_required: bool = False
+    republish: bool = False
+    """Published before (a receipt is overdue), not new."""
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        return (self.priority, self.seq, self.id)
+
+
 class WriteContext:
-    """What an operation may do inside the writer's transaction."""
+    """What an operation may do inside the writer's transaction.
+
+    Audit and outbox rows are collected and inserted together when the batch ends (one
+    multi-row INSERT each), so a batch of a hundred alarms costs a handful of statements.
+    """
 
     def __init__(self, session: AsyncSession, now: datetime, seq: int, audit_head: str) -> None:
         self.session = session
         self.now = now
         self.seq = seq
         self.audit_head = audit_head
+        self._audit_rows: list[dict[str, Any]] = []
+        self._outbox_rows: list[dict[str, Any]] = []
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -56,16 +84,16 @@ class WriteContext:
 
     def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
         h = chain_hash(self.audit_head, self.now, actor, action, subject, detail)
-        self.session.add(
-            AuditLog(
-                at=self.now,
-                actor=actor,
-                action=action,
-                subject=subject,
-                detail=detail,
-                prev_hash=self.audit_head,
-                hash=h,
-            )
+        self._audit_rows.append(
+            {
+                "at": self.now,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "detail": detail,
+                "prev_hash": self.audit_head,
+                "hash": h,
+            }
         )
         self.audit_head = h
 
@@ -85,6 +113,7 @@ class WriteContext:
         """Add a message to the outbox (replacing an unpublished one with the same key)."""
         text = dumps(payload)
         if coalesce_key is not None:
+            self._outbox_rows = [r for r in self._outbox_rows if r["coalesce_key"] != coalesce_key]
             await self.session.execute(
                 delete(Outbox).where(
                     Outbox.coalesce_key == coalesce_key, Outbox.published_at.is_(None)
@@ -92,21 +121,49 @@ class WriteContext:
             )
         if retain:
             await self.session.merge(Retained(topic=topic, payload=text, updated_at=self.now))
-        self.session.add(
-            Outbox(
-                kind=kind,
-                topic=topic,
-                payload=text,
-                retain=retain,
-                priority=priority,
-                seq=seq,
-                event_id=event_id,
-                coalesce_key=coalesce_key,
-                created_at=self.now,
-                publish_count=0,
-                receipt_required=receipt_required,
-            )
+        self._outbox_rows.append(
+            {
+                "kind": kind,
+                "topic": topic,
+                "payload": text,
+                "retain": retain,
+                "priority": priority,
+                "seq": seq,
+                "event_id": event_id,
+                "coalesce_key": coalesce_key,
+                "created_at": self.now,
+                "publish_count": 0,
+                "receipt_required": receipt_required,
+            }
         )
+
+    async def flush_rows(self) -> list[OutboxMessage]:
+        """Insert the collected audit and outbox rows; return the new outbox messages."""
+        if self._audit_rows:
+            await self.session.execute(insert(AuditLog), self._audit_rows)
+            self._audit_rows = []
+        rows, self._outbox_rows = self._outbox_rows, []
+        if not rows:
+            return []
+        ids = (
+            await self.session.execute(
+                insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), rows
+            )
+        ).scalars()
+        return [
+            OutboxMessage(
+                i,
+                r["kind"],
+                r["topic"],
+                r["payload"],
+                r["retain"],
+                r["priority"],
+                r["seq"],
+                r["event_id"],
+                r["receipt_required"],
+            )
+            for i, r in zip(ids, rows, strict=True)
+        ]
 
 
 class Operation(Protocol):
@@ -153,71 +210,101 @@ class StoreEvent:
     event: PendingEvent
 
     async def apply(self, ctx: WriteContext) -> StoredEvent:
-        ev = self.event
-        if ev.dedupe_key is not None:
-            q = select(Event).where(Event.dedupe_key == ev.dedupe_key)
-            if ev.dedupe_since is not None:
-                q = q.where(Event.received_at >= ev.dedupe_since)
-            existing = (await ctx.session.execute(q.limit(1))).scalar_one_or_none()
-            if existing is not None:
-                return StoredEvent(
-                    existing.event_id,
-                    existing.seq,
-                    existing.kind,
-                    existing.category,
-                    existing.priority,
-                    existing.device_id,
-                    existing.received_at,
-                    existing.message,
-                    duplicate=True,
-                )
-        seq = ctx.next_seq()
-        message = {**ev.message, "seq": seq}
-        ctx.session.add(
-            Event(
-                event_id=ev.event_id,
-                seq=seq,
-                kind=ev.kind,
-                category=ev.category,
-                priority=ev.priority,
-                device_id=ev.device_id,
-                occurred_at=ev.occurred_at,
-                received_at=ev.received_at,
-                source=ev.source,
-                detail=ev.detail,
-                device_state=ev.device_state,
-                dedupe_key=ev.dedupe_key,
-                test_mode=ev.test_mode,
-                state="new",
-                update_seq=0,
-                message=message,
+        return (await StoreEvent.apply_many(ctx, [self]))[0]
+
+    @staticmethod
+    async def apply_many(ctx: WriteContext, ops: Sequence[StoreEvent]) -> list[StoredEvent]:
+        """Store a batch of events: one duplicate lookup and one INSERT per table."""
+        keys = {op.event.dedupe_key for op in ops if op.event.dedupe_key is not None}
+        known: dict[str, Event] = {}
+        if keys:
+            found = await ctx.session.execute(select(Event).where(Event.dedupe_key.in_(keys)))
+            for row in found.scalars():
+                assert row.dedupe_key is not None
+                prior = known.get(row.dedupe_key)
+                if prior is None or row.received_at > prior.received_at:
+                    known[row.dedupe_key] = row
+        batch: dict[str, StoredEvent] = {}
+        results: list[StoredEvent] = []
+        rows: list[dict[str, Any]] = []
+        for op in ops:
+            ev = op.event
+            key = ev.dedupe_key
+            if key is not None:
+                if key in batch:
+                    results.append(replace(batch[key], duplicate=True))
+                    continue
+                prior = known.get(key)
+                if prior is not None and (
+                    ev.dedupe_since is None or prior.received_at >= ev.dedupe_since
+                ):
+                    results.append(
+                        StoredEvent(
+                            prior.event_id,
+                            prior.seq,
+                            prior.kind,
+                            prior.category,
+                            prior.priority,
+                            prior.device_id,
+                            prior.received_at,
+                            prior.message,
+                            duplicate=True,
+                        )
+                    )
+                    continue
+            seq = ctx.next_seq()
+            message = {**ev.message, "seq": seq}
+            rows.append(
+                {
+                    "event_id": ev.event_id,
+                    "seq": seq,
+                    "kind": ev.kind,
+                    "category": ev.category,
+                    "priority": ev.priority,
+                    "device_id": ev.device_id,
+                    "occurred_at": ev.occurred_at,
+                    "received_at": ev.received_at,
+                    "source": ev.source,
+                    "detail": ev.detail,
+                    "device_state": ev.device_state,
+                    "dedupe_key": key,
+                    "test_mode": ev.test_mode,
+                    "state": "new",
+                    "update_seq": 0,
+                    "message": message,
+                }
             )
-        )
-        await ctx.enqueue(
-            kind="event",
-            topic=ev.topic,
-            payload=message,
-            priority=ev.priority,
-            seq=seq,
-            event_id=ev.event_id,
-            receipt_required=ev.receipt_required,
-        )
-        ctx.audit(
-            "hub",
-            "event.stored",
-            ev.event_id,
-            {"seq": seq, "kind": ev.kind, "device_id": ev.device_id, "source": ev.source},
-        )
-        return StoredEvent(
-            ev.event_id,
-            seq,
-            ev.kind,
-            ev.category,
-            ev.priority,
-            ev.device_id,
-            ev.received_at,
-            message,
-        )
+            await ctx.enqueue(
+                kind="event",
+                topic=ev.topic,
+                payload=message,
+                priority=ev.priority,
+                seq=seq,
+                event_id=ev.event_id,
+                receipt_required=ev.receipt_required,
+            )
+            ctx.audit(
+                "hub",
+                "event.stored",
+                ev.event_id,
+                {"seq": seq, "kind": ev.kind, "device_id": ev.device_id, "source": ev.source},
+            )
+            stored = StoredEvent(
+                ev.event_id,
+                seq,
+                ev.kind,
+                ev.category,
+                ev.priority,
+                ev.device_id,
+                ev.received_at,
+                message,
+            )
+            if key is not None:
+                batch[key] = stored
+            results.append(stored)
+        if rows:
+            await ctx.session.execute(insert(Event), rows)
+        return results
 
 
 class UnknownEvent(LookupError):
@@ -306,18 +393,21 @@ class EnqueueMessage:
 class MarkPublished:
     outbox_ids: Sequence[int]
     event_ids: Sequence[str]
+    at: datetime | None = None
+    """When the broker acknowledged them; the commit time if not given."""
 
     async def apply(self, ctx: WriteContext) -> None:
+        at = self.at or ctx.now
         await ctx.session.execute(
             update(Outbox)
             .where(Outbox.id.in_(self.outbox_ids))
-            .values(published_at=ctx.now, publish_count=Outbox.publish_count + 1)
+            .values(published_at=at, publish_count=Outbox.publish_count + 1)
         )
         if self.event_ids:
             await ctx.session.execute(
                 update(Event)
                 .where(Event.event_id.in_(self.event_ids), Event.first_published_at.is_(None))
-                .values(first_published_at=ctx.now)
+                .values(first_published_at=at)
             )
 
 
@@ -390,7 +480,21 @@ def is_bad_input(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
+_HEADS = select(
+    select(func.max(Event.seq)).scalar_subquery(),
+    select(AuditLog.hash).order_by(AuditLog.id.desc()).limit(1).scalar_subquery(),
+)
+
+
+def _ignore_result(fut: asyncio.Future[Any]) -> None:
+    # Deferred marks have no caller waiting; a failure only means the messages are
+    # published again later (the store failure itself is logged by the writer).
+    if not fut.cancelled():
+        fut.exception()
+
+
 CommitListener = Callable[[Sequence[tuple[Operation, Any]]], None]
+OutboxListener = Callable[[list[OutboxMessage]], None]
 
 
 @dataclass(slots=True)
@@ -408,6 +512,10 @@ class StoreWriter:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._listeners: list[CommitListener] = []
+        self._outbox_listeners: list[OutboxListener] = []
+        self._marks: list[MarkPublished] = []
+        self._mark_due: float | None = None
+        self.defer_s = 0.5
         self._seq = 0
         self._audit_head = GENESIS
         self._task: asyncio.Task[None] | None = None
@@ -416,6 +524,10 @@ class StoreWriter:
         self.commits = 0
         self.batched_ops = 0
         self.on_health_change: Callable[[bool, str], Awaitable[None] | None] | None = None
+
+    def add_outbox_listener(self, listener: OutboxListener) -> None:
+        """Called with the outbox messages each commit added (in the writer task)."""
+        self._outbox_listeners.append(listener)
 
     def add_listener(self, listener: CommitListener) -> None:
         """Called (synchronously, in the writer task) after every successful commit."""
@@ -434,11 +546,12 @@ class StoreWriter:
     ) -> None:
         # Finish what is queued (in-flight commits complete), then stop.
         await self._queue.join()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         self._task = None
+        marks = self._take_marks()
+        if marks:
+            with contextlib.suppress(Exception):
+                await self._commit_batch(marks)
 
     async def submit(self, op: Operation) -> Any:
         """Queue ``op`` and wait until it is committed. Raises StoreUnavailable on failure."""
@@ -471,13 +584,43 @@ class StoreWriter:
             ).scalar()
             self._audit_head = head or GENESIS
 
+    def defer_published(
+        self, outbox_ids: Sequence[int], event_ids: Sequence[str], at: datetime
+    ) -> None:
+        """Record publications with the next batch that commits anyway (or within
+        ``defer_s``), so marking never costs an alarm a commit of its own. A crash before
+        that only means the messages go out again, with the same ids."""
+        self._marks.append(MarkPublished(list(outbox_ids), list(event_ids), at))
+        if self._mark_due is None:
+            self._mark_due = asyncio.get_running_loop().time() + self.defer_s
+
+    def _take_marks(self) -> list[_Item]:
+        marks, self._marks = self._marks, []
+        self._mark_due = None
+        items = []
+        for op in marks:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(_ignore_result)
+            items.append(_Item(op, fut))
+        return items
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            first: _Item | None = None
+            if self._mark_due is None:
+                first = await self._queue.get()
+            else:
+                try:
+                    async with asyncio.timeout(max(0.0, self._mark_due - loop.time())):
+                        first = await self._queue.get()
+                except TimeoutError:
+                    first = None
+            batch = [first] if first is not None else []
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._commit_batch(batch)
+                await self._commit_batch(batch + self._take_marks())
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -487,7 +630,7 @@ class StoreWriter:
         if not live:
             return
         try:
-            results = await self._commit(live)
+            results, fresh = await self._commit(live)
         except asyncio.CancelledError:
             for i in live:
                 if not i.future.done():
@@ -511,26 +654,44 @@ class StoreWriter:
                 listener(pairs)
             except Exception:
                 log.exception("store commit listener failed")
+        if fresh:
+            for outbox_listener in self._outbox_listeners:
+                try:
+                    outbox_listener(fresh)
+                except Exception:
+                    log.exception("outbox listener failed")
 
-    async def _commit(self, items: list[_Item]) -> list[Any]:
+    async def _commit(self, items: list[_Item]) -> tuple[list[Any], list[OutboxMessage]]:
         now = now_utc()
         async with self.sessions() as session, session.begin():
             # Take the store's write lock first, then read the heads inside the transaction:
             # another process (an operator's CLI, a second hub by mistake) may have written
             # since our last commit, and the seq and the audit chain must stay linear.
             await session.execute(update(StoreLock).where(StoreLock.id == 1).values(id=1))
-            seq = int((await session.execute(select(func.max(Event.seq)))).scalar() or 0)
-            head = (
-                await session.execute(select(AuditLog.hash).order_by(AuditLog.id.desc()).limit(1))
-            ).scalar()
-            ctx = WriteContext(session, now, seq, head or GENESIS)
-            results = [await item.op.apply(ctx) for item in items]
+            seq, head = (await session.execute(_HEADS)).one()
+            ctx = WriteContext(session, now, int(seq or 0), head or GENESIS)
+            results: list[Any] = []
+            i = 0
+            while i < len(items):
+                op = items[i].op
+                if isinstance(op, StoreEvent):
+                    # Consecutive events are stored together.
+                    j = i
+                    while j < len(items) and isinstance(items[j].op, StoreEvent):
+                        j += 1
+                    group = [cast(StoreEvent, it.op) for it in items[i:j]]
+                    results.extend(await StoreEvent.apply_many(ctx, group))
+                    i = j
+                else:
+                    results.append(await op.apply(ctx))
+                    i += 1
+            fresh = await ctx.flush_rows()
         # Only a committed transaction moves the heads forward.
         self._seq = ctx.seq
         self._audit_head = ctx.audit_head
         self.commits += 1
         self.batched_ops += len(items)
-        return results
+        return results, fresh
 
     async def _failed(self, item: _Item, exc: Exception) -> None:
         if is_bad_input(exc):
