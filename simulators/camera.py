@@ -50,12 +50,15 @@ from simulators.onvif_soap import (
     fault,
     find_local,
     format_datetime,
+    huge_prefix,
+    malformed,
     parse_duration,
     parse_request,
     parse_termination,
     q,
     response,
     sub,
+    wrong_namespace,
 )
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,13 @@ QUIRKS: tuple[str, ...] = (
     "topic_suffix",  # event topics end in "//." as some firmware sends them
     "credentials_in_uri",  # snapshot/stream URIs carry user:password@
 )
-ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS
+HOSTILE_FAULTS: tuple[str, ...] = (
+    "malformed_xml",  # every SOAP answer is cut off half-way: not well-formed XML
+    "wrong_namespace",  # SOAP and ONVIF namespaces replaced by a foreign one
+    "huge_body",  # every SOAP answer is ``huge_body_bytes`` of unterminated XML
+)
+"""Hostile answers on the ONVIF services (snapshot and MJPEG stay as they are)."""
+ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS + HOSTILE_FAULTS
 
 SERVICE_PATHS = {
     "device": ("/onvif/device_service", NS["tds"], (2, 60)),
@@ -184,6 +193,8 @@ class CameraConfig:
     rtsp_port: int = 554
     """Advertised in RTSP stream URIs; the simulator serves no RTSP (use the MJPEG URI)."""
     seed: int = 0
+    huge_body_bytes: int = 16 * 1024 * 1024
+    """Size of every SOAP answer while the ``huge_body`` fault is set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,9 +535,26 @@ class SimCamera:
         self.calls[soap.name] += 1
         handler = self._ops.get(soap.name)
         try:
-            return await self._dispatch(soap, handler, request)
+            return self._hostile(await self._dispatch(soap, handler, request))
         finally:
             self._touch()
+
+    def _hostile(self, answer: web.Response) -> web.Response:
+        """Apply the hostile-answer faults to a SOAP response (see ``HOSTILE_FAULTS``)."""
+        hostile = self.faults & set(HOSTILE_FAULTS)
+        if not hostile or not isinstance(answer.body, bytes):
+            return answer
+        body = answer.body
+        if "wrong_namespace" in hostile:
+            body = wrong_namespace(body)
+        if "malformed_xml" in hostile:
+            body = malformed(body)
+        if "huge_body" in hostile:
+            # The opening of a real answer, then one element whose text never ends: a camera
+            # (or whatever else answers on its port) streaming garbage until the limit.
+            head = huge_prefix(body) + b"<tds:Junk>"
+            body = head + b"A" * max(self.config.huge_body_bytes - len(head), 0)
+        return web.Response(status=200, body=body, headers=_SOAP_HEADERS)
 
     async def _dispatch(
         self, soap: SoapRequest, handler: _Handler | None, request: web.Request
@@ -1293,6 +1321,7 @@ __all__ = [
     "ALL_FAULTS",
     "DEVICE_FAULTS",
     "EVENT_TYPES",
+    "HOSTILE_FAULTS",
     "QUIRKS",
     "VIDEO_FAULTS",
     "CameraConfig",

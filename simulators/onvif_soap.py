@@ -142,6 +142,30 @@ def fault(code: str, subcode: str | None, reason: str) -> bytes:
     return serialise(env)
 
 
+# --- hostile answers (fault switches of the simulator) --------------------------------------
+
+WRONG_NAMESPACE = "urn:mallsim:not-an-onvif-namespace"
+
+
+def malformed(body: bytes) -> bytes:
+    """A response cut off half-way and left unclosed: not well-formed XML."""
+    return body[: max(len(body) // 2, 1)] + b"<tds:Broken attr='"
+
+
+def wrong_namespace(body: bytes) -> bytes:
+    """The same response with every SOAP and ONVIF namespace replaced by a foreign one."""
+    out = body
+    for uri in (NS["s"], NS["tds"], NS["trt"], NS["tt"], NS["tev"], NS["tptz"], NS["tmd"]):
+        out = out.replace(uri.encode(), WRONG_NAMESPACE.encode())
+    return out
+
+
+def huge_prefix(body: bytes) -> bytes:
+    """The opening of a response up to its first body element: what a huge answer starts with."""
+    marker = body.find(b"<s:Body>")
+    return body[: marker + len(b"<s:Body>")] if marker >= 0 else body[:64]
+
+
 # --- WS-Security UsernameToken -------------------------------------------------------------
 
 PASSWORD_DIGEST = (

@@ -98,6 +98,9 @@ class HealthService:
         self.scheduler = Scheduler(concurrency=self.health.concurrency, jitter=self.health.jitter)
         self._maintenance_mark: datetime | None = None
         self.state_changed = asyncio.Condition()
+        self._police_fails = 0
+        self._police_down_since: datetime | None = None
+        """Set while a ``fault.communication`` for the police link is open."""
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -354,9 +357,57 @@ class HealthService:
         if self.metrics is not None:
             self.metrics.set_outbox(detail.get("outbox_depth"), detail.get("outbox_oldest_age_s"))
             await self.metrics.resolve(self.hub.engine)
+        if not link.state.connected and link.state.last_error:
+            detail["last_error"] = link.state.last_error[:200]
         await self.hub.submit(
             RecordProbe(POLICE_LINK_ID, at, bool(detail["connected"]), None, detail, None)
         )
+        await self._police_fault(bool(detail["connected"]), link.state.last_error, at)
+
+    async def _police_fault(self, connected: bool, error: str, at: datetime) -> None:
+        """A police link that stays down (broker unreachable, credentials refused) becomes one
+        ``fault.communication`` event per outage, after ``fail_threshold`` probes in a row, and
+        its ``.restore`` when the link is back. While the link is down the police cannot get
+        it, so it is stored and shown on the console first, and forwarded once the link is up.
+        Without it, a wrong MQTT password was only a log line repeated on every retry.
+        """
+        source: dict[str, str | int | float | bool | None] = {
+            "protocol": "mqtt",
+            "component": "police_link",
+        }
+        if connected:
+            self._police_fails = 0
+            since = self._police_down_since
+            if since is not None:
+                await self.hub.ingest(
+                    DeviceEvent(
+                        "hub",
+                        "fault.communication.restore",
+                        at,
+                        source=source,
+                        dedupe_key=f"health:{POLICE_LINK_ID}:restore:{iso(since)}",
+                        detail={"since": iso(since)},
+                    )
+                )
+                self._police_down_since = None
+            return
+        self._police_fails += 1
+        if self._police_down_since is not None or self._police_fails < self.health.fail_threshold:
+            return
+        reason = (error or "not connected")[:200]
+        await self.hub.ingest(
+            DeviceEvent(
+                "hub",
+                "fault.communication",
+                at,
+                source=source,
+                dedupe_key=f"health:{POLICE_LINK_ID}:down:{iso(at)}",
+                detail={"reason": f"police link down: {reason}", "error": reason},
+            )
+        )
+        # Only once it is stored: a failed store is retried on the next probe.
+        self._police_down_since = at
+        log.warning("%s: police link down, fault stored: %s", POLICE_LINK_ID, reason)
 
     async def maintenance(self) -> None:
         """Drop probes past retention; thin probes older than a day to one per hour."""
