@@ -137,6 +137,8 @@ class PolicePlatform:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
+        self._inboxes: list[asyncio.Queue[aiomqtt.Message]] = []
+        self._late_receipts: list[tuple[str, str, str]] = []
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name="police-sim")
@@ -173,12 +175,14 @@ class PolicePlatform:
                     protocol=aiomqtt.ProtocolVersion.V311,
                     tls_context=ctx,
                     keepalive=15,
+                    queue_type=self._inbox_type(),
                 ) as client:
                     self._client = client
                     await client.subscribe(f"{self.root}/{self.site}/#", qos=1)
                     self.connects += 1
                     self.connected.set()
                     delay = 0.2
+                    await self._send_late_receipts(client)
                     async for msg in client.messages:
                         await self._handle(client, msg)
             except aiomqtt.MqttError as exc:
@@ -186,10 +190,17 @@ class PolicePlatform:
             finally:
                 self._client = None
                 self.connected.clear()
+            # The client acknowledged (PUBACK) every message it queued; those still queued
+            # when the connection dropped would otherwise be lost. Handle them now; their
+            # receipts go out after reconnecting.
+            while self._inboxes:
+                inbox = self._inboxes.pop(0)
+                while not inbox.empty():
+                    await self._handle(None, inbox.get_nowait())
             await asyncio.sleep(delay * random.uniform(0.5, 1))
             delay = min(delay * 2, 2.0)
 
-    async def _handle(self, client: aiomqtt.Client, msg: aiomqtt.Message) -> None:
+    async def _handle(self, client: aiomqtt.Client | None, msg: aiomqtt.Message) -> None:
         topic = msg.topic.value
         rest = topic[len(self.root) + 1 :].split("/")
         if len(rest) < 2:
@@ -225,12 +236,15 @@ class PolicePlatform:
                 if isinstance(body.get("seq"), int):
                     view.seqs.add(body["seq"])
             if self.receipts and eid not in self.withhold_receipts:
-                receipt = {
-                    "event_id": eid,
-                    "received_at": datetime.now(UTC).isoformat(),
-                    "by": "police-simulator",
-                }
-                await client.publish(f"{self.root}/{site}/receipts", json.dumps(receipt), qos=1)
+                receipt = (site, eid, datetime.now(UTC).isoformat())
+                if client is None:
+                    self._late_receipts.append(receipt)
+                else:
+                    try:
+                        await self._publish_receipt(client, *receipt)
+                    except aiomqtt.MqttError:
+                        self._late_receipts.append(receipt)
+                        raise
         elif what == "updates":
             view.updates.append(body)
         elif what == "devices" and len(rest) >= 3:
@@ -270,6 +284,29 @@ class PolicePlatform:
         await client.publish(f"{self.root}/{site}/commands/{name}", payload, qos=1)
         await self.wait_for(lambda: rid in view.responses, within)
         return view.responses[rid]
+
+    def _inbox_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """A queue class whose instances we keep, so messages the client has already
+        acknowledged to the broker survive a dropped connection."""
+        inboxes = self._inboxes
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                inboxes.append(self)
+
+        return Inbox
+
+    async def _publish_receipt(
+        self, client: aiomqtt.Client, site: str, event_id: str, received_at: str
+    ) -> None:
+        receipt = {"event_id": event_id, "received_at": received_at, "by": "police-simulator"}
+        await client.publish(f"{self.root}/{site}/receipts", json.dumps(receipt), qos=1)
+
+    async def _send_late_receipts(self, client: aiomqtt.Client) -> None:
+        while self._late_receipts:
+            await self._publish_receipt(client, *self._late_receipts[0])
+            self._late_receipts.pop(0)
 
     async def send_receipt(self, site: str, event_id: str) -> None:
         await asyncio.wait_for(self.connected.wait(), 10)

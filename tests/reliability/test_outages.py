@@ -15,11 +15,11 @@ from pathlib import Path
 
 from hub.broker import LocalMosquitto, free_port
 from simulators.panel import PanelSimulator
+from simulators.police import PolicePlatform
 from tests.reliability.conftest import Scale, SecretScan
 from tests.support.fleet import (
     SITE,
     DeliveryLog,
-    LosslessPolice,
     count_events,
     panels,
     stored_between,
@@ -82,7 +82,7 @@ async def test_broker_restarted_three_times_during_a_burst(
     hub, db = _hub(tmp_path, broker, secrets)
     log = DeliveryLog()
     try:
-        async with LosslessPolice(broker.url, site=SITE, on_message=log) as police:
+        async with PolicePlatform(broker.url, site=SITE, on_message=log, receipts=False) as police:
             secrets.police(police)
             await police.connected.wait()
             hub.start()
@@ -135,7 +135,7 @@ async def test_hub_sigkilled_twice_during_a_burst(
     hub, db = _hub(tmp_path, broker, secrets)
     log = DeliveryLog()
     try:
-        async with LosslessPolice(broker.url, site=SITE, on_message=log) as police:
+        async with PolicePlatform(broker.url, site=SITE, on_message=log, receipts=False) as police:
             secrets.police(police)
             await police.connected.wait()
             hub.start()
@@ -173,7 +173,7 @@ async def test_police_link_cut_under_load(
     hub, db = _hub(tmp_path, broker, secrets)
     log = DeliveryLog()
     try:
-        async with LosslessPolice(broker.url, site=SITE, on_message=log) as police:
+        async with PolicePlatform(broker.url, site=SITE, on_message=log, receipts=False) as police:
             secrets.police(police)
             await police.connected.wait()
             hub.start()

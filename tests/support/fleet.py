@@ -8,7 +8,6 @@ priority 1 left first" can be asserted in one place.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -18,11 +17,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import yaml
 
 from simulators.panel import PanelSimulator
-from simulators.police import PolicePlatform, Received
+from simulators.police import Received
 from tests.support.sites import site_dict
 
 SITE = "test-mall"
@@ -193,51 +191,3 @@ def stored_between(db: Path, start: Any, end: Any) -> set[str]:
     finally:
         conn.close()
     return {r[0] for r in rows}
-
-
-class LosslessPolice(PolicePlatform):
-    """The police simulator, minus one way it loses messages itself.
-
-    aiomqtt acknowledges a QoS 1 message (paho sends the PUBACK) when it enters the client's
-    queue; when the connection drops, ``client.messages`` raises at once and whatever is
-    still queued is abandoned with the old client. The broker will not send those again, so
-    a slow consumer loses them across a broker restart: a consumer bug, not the hub's. This
-    subclass handles the leftovers before reconnecting (receipts off: the old client cannot
-    send them).
-    """
-
-    def __init__(self, broker: str, **kwargs: Any) -> None:
-        super().__init__(broker, receipts=False, **kwargs)
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            client: aiomqtt.Client | None = None
-            try:
-                client = aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier=self.client_id,
-                    clean_session=False,
-                    protocol=aiomqtt.ProtocolVersion.V311,
-                    keepalive=15,
-                )
-                async with client:
-                    self._client = client
-                    await client.subscribe(f"{self.root}/{self.site}/#", qos=1)
-                    self.connects += 1
-                    self.connected.set()
-                    delay = 0.2
-                    async for msg in client.messages:
-                        await self._handle(client, msg)
-            except aiomqtt.MqttError:
-                pass
-            finally:
-                self._client = None
-                self.connected.clear()
-            if client is not None:
-                leftover = client._queue
-                while not leftover.empty():
-                    await self._handle(client, leftover.get_nowait())
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
