@@ -38,6 +38,9 @@ from hub.store.writer import (
 
 log = logging.getLogger(__name__)
 
+STORE_STABLE_S = 2.0
+"""How long the store must work again before an outage counts as over."""
+
 
 class Hub:
     """One mall's hub. ``async with Hub(config) as hub: await hub.serve_forever()``."""
@@ -59,6 +62,7 @@ class Hub:
         self.writer.on_health_change = self._store_health
         self._store_failed_at: datetime | None = None
         self._store_error = ""
+        self._store_recovery: asyncio.TimerHandle | None = None
         self.police.register("ack", self._cmd_ack)
 
     async def __aenter__(self) -> Self:
@@ -227,15 +231,27 @@ class Hub:
         """The store failed or works again (called inside the writer's task).
 
         While it fails nothing can be stored, so devices get no acknowledgement and keep
-        their events; the failure is logged at once. When a commit succeeds again,
-        ``fault.store`` (dated when the failure began) and its restore are stored and
-        forwarded like any other event.
+        their events; the failure is logged at once. A nearly full or flaky disk lets some
+        commits through between failures, so recovery counts only once the store has
+        worked for ``STORE_STABLE_S``: then ``fault.store`` (dated when the failure began)
+        and its restore are stored and forwarded like any other event, once per outage.
         """
         if not healthy:
-            self._store_failed_at = now_utc()
-            self._store_error = error.splitlines()[0][:200] if error else "unknown error"
-            log.error("hub: store failing, nothing is acknowledged: %s", self._store_error)
+            if self._store_recovery is not None:
+                self._store_recovery.cancel()  # the same outage goes on
+                self._store_recovery = None
+            if self._store_failed_at is None:
+                self._store_failed_at = now_utc()
+                self._store_error = error.splitlines()[0][:200] if error else "unknown error"
+                log.error("hub: store failing, nothing is acknowledged: %s", self._store_error)
             return
+        if self._store_failed_at is not None and self._store_recovery is None:
+            self._store_recovery = asyncio.get_running_loop().call_later(
+                STORE_STABLE_S, self._store_recovered
+            )
+
+    def _store_recovered(self) -> None:
+        self._store_recovery = None
         since, self._store_failed_at = self._store_failed_at or now_utc(), None
         log.warning("hub: store works again (failing since %s)", iso(since))
         detail: dict[str, Any] = {"error": self._store_error, "since": iso(since)}

@@ -501,6 +501,8 @@ OutboxListener = Callable[[list[OutboxMessage]], None]
 class _Item:
     op: Operation
     future: asyncio.Future[Any]
+    deferred: bool = False
+    """Bookkeeping riding along with a batch (publication marks), not a caller's write."""
 
 
 class StoreWriter:
@@ -601,7 +603,7 @@ class StoreWriter:
         for op in marks:
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             fut.add_done_callback(_ignore_result)
-            items.append(_Item(op, fut))
+            items.append(_Item(op, fut, deferred=True))
         return items
 
     async def _run(self) -> None:
@@ -644,7 +646,10 @@ class StoreWriter:
                 return
             await self._failed(live[0], exc)
             return
-        await self._set_health(True, "")
+        if not all(i.deferred for i in live):
+            # Marks are UPDATEs that can succeed on a full disk; only a real write proves
+            # that the store works again.
+            await self._set_health(True, "")
         for item, result in zip(live, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
