@@ -539,14 +539,44 @@ class SiteConfig(Model):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+MAX_CONFIG_VALUES = 200_000
+"""A site config is thousands of values; far more means YAML aliases expanding explosively."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def substitute_env(
     tree: Any, env: Mapping[str, str], path: str = "", errors: list[tuple[str, str]] | None = None
 ) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of ``tree``.
 
-    A variable that is unset and has no default is reported in ``errors`` with its path.
+    A variable that is unset and has no default is reported in ``errors`` with its path. A
+    tree of more than ``MAX_CONFIG_VALUES`` values (nested YAML aliases multiply quickly) is
+    refused with an error instead of being expanded.
     """
     errs = errors if errors is not None else []
+    budget = [MAX_CONFIG_VALUES]
+    try:
+        return _substitute(tree, env, path, errs, budget)
+    except _TooLarge:
+        errs.append(
+            (
+                path or "(root)",
+                f"the configuration expands to more than {MAX_CONFIG_VALUES} values "
+                "(nested YAML aliases?)",
+            )
+        )
+        return None
+
+
+def _substitute(
+    tree: Any, env: Mapping[str, str], path: str, errs: list[tuple[str, str]], budget: list[int]
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if isinstance(tree, str):
 
         def repl(m: re.Match[str]) -> str:
@@ -560,9 +590,9 @@ def substitute_env(
 
         return _VAR.sub(repl, tree)
     if isinstance(tree, dict):
-        return {k: substitute_env(v, env, _join(path, str(k)), errs) for k, v in tree.items()}
+        return {k: _substitute(v, env, _join(path, str(k)), errs, budget) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [substitute_env(v, env, _join(path, str(i)), errs) for i, v in enumerate(tree)]
+        return [_substitute(v, env, _join(path, str(i)), errs, budget) for i, v in enumerate(tree)]
     return tree
 
 

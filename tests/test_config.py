@@ -158,3 +158,15 @@ def test_any_yaml_tree_gives_a_clear_error_or_a_config(tree: object) -> None:
 
 def test_substitution_leaves_non_strings_alone() -> None:
     assert substitute_env({"a": [1, True, None, "${X:-y}"]}, {}) == {"a": [1, True, None, "y"]}
+
+
+def test_yaml_alias_bomb_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 9):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        levels.append(f"a{i}: &a{i} [{refs}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(levels) + "\nsite: *a8\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(bomb, env={})
+    assert any("nested YAML aliases" in m for _, m in info.value.errors)
