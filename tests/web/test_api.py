@@ -300,3 +300,29 @@ def test_a_button_shows_its_panels_state() -> None:
     assert shown["reason"] == "panel-1: supervision lost"
     alone = device_json(button, None, None, {}, False, None)
     assert alone["state"] == "unknown"
+
+
+async def test_metrics_endpoint_needs_a_token_and_serves_the_hub_series(wh: WebHub) -> None:
+    await press_button(wh)
+    async with aiohttp.ClientSession(wh.url) as s:
+        async with s.get("/metrics") as r:
+            assert r.status == 401
+        async with s.get("/metrics", headers=bearer(wh, "viewer")) as r:
+            assert r.status == 200
+            assert r.content_type.startswith("text/plain")
+            text = await r.text()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (smp.name, tuple(sorted(smp.labels.items()))): smp.value
+        for fam in text_string_to_metric_families(text)
+        for smp in fam.samples
+    }
+    assert samples[("mallhub_events_ingested_total", (("kind", "alarm.panic"),))] == 1
+    names = {name for name, _ in samples}
+    for series in (
+        "mallhub_device_state",
+        "mallhub_police_link_up",
+        "mallhub_compliance_rule_status",
+    ):
+        assert series in names
