@@ -10,16 +10,19 @@ hub and for the baseline, so both paths are measured with the same ruler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -447,3 +450,16 @@ def sample_event_payload() -> bytes:
 
 def sia_port() -> int:
     return free_port()
+
+
+@contextlib.contextmanager
+def workdir(name: str, keep: bool) -> Iterator[Path]:
+    """A scratch directory for one benchmark run, removed afterwards unless ``keep``."""
+    path = Path(tempfile.mkdtemp(prefix=f"mallhub-bench-{name}-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"working directory kept: {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)

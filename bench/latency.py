@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from bench.common import (
     table,
     verdict,
     wait_subscribed,
+    workdir,
 )
 from simulators.panel import PanelSimulator
 
@@ -374,11 +373,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     print_machine()
-    workdir = Path(tempfile.mkdtemp(prefix="mallhub-bench-latency-"))
-    try:
-        r = await measure(args.alarms, args.block, workdir)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with workdir("latency", args.keep) as work:
+        r = await measure(args.alarms, args.block, work)
     report(r)
     return r.as_dict()

@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from bench.common import (
     table,
     verdict,
     wait_subscribed,
+    workdir,
 )
 from simulators.panel import PanelSimulator
 
@@ -239,11 +238,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     print_machine()
-    workdir = Path(tempfile.mkdtemp(prefix="mallhub-bench-throughput-"))
-    try:
-        r = await measure(args.panels, args.events, workdir)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with workdir("throughput", args.keep) as work:
+        r = await measure(args.panels, args.events, work)
     report(r, args.panels)
     return r.as_dict()
