@@ -14,8 +14,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import select
-
 from adapters.device_event import DeviceEvent
 from hub.bus import EventBus
 from hub.config import SiteConfig
@@ -24,7 +22,6 @@ from hub.maintenance import Maintenance
 from hub.police.link import CommandError, PoliceLink
 from hub.site import SiteIndex
 from hub.store import StoreWriter, create_engine, safe_url, upgrade
-from hub.store.models import Event
 from hub.store.writer import (
     Audit,
     Operation,
@@ -176,33 +173,14 @@ class Hub:
     async def acknowledge(
         self, event_id: str, *, by: str, via: str, note: str | None = None
     ) -> dict[str, Any]:
-        """Acknowledge an event (idempotent for an event that is already past ``new``)."""
-        lifecycle = self.parts.get("lifecycle")
-        if lifecycle is not None:
-            result: dict[str, Any] = await lifecycle.acknowledge(
-                event_id, by=by, via=via, note=note
-            )
-            return result
-        async with self.writer.sessions() as s:
-            row = (
-                await s.execute(select(Event.state).where(Event.event_id == event_id))
-            ).scalar_one_or_none()
-        if row is None:
-            raise UnknownEvent(event_id)
-        if row != "new":
-            return {"event_id": event_id, "state": row, "changed": False}
-        state: dict[str, Any] = {
-            "state": "acknowledged",
-            "by": by,
-            "via": via,
-            "at": iso(now_utc()),
-        }
-        if note:
-            state["note"] = note
-        await self.update_event(
-            event_id, {"state": state}, actor=f"{via}:{by}", audit_action="event.acknowledged"
+        """Acknowledge an event (idempotent for an event that is already past ``new``).
+
+        The alarm lifecycle owns the transition (checked inside the store's transaction).
+        """
+        result: dict[str, Any] = await self.parts["lifecycle"].acknowledge(
+            event_id, by=by, via=via, note=note
         )
-        return {"event_id": event_id, "state": "acknowledged", "changed": True}
+        return result
 
     async def _cmd_ack(self, body: dict[str, Any]) -> dict[str, Any]:
         event_id = body.get("event_id")

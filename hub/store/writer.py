@@ -709,8 +709,6 @@ class StoreWriter:
         await self._set_health(False, f"{type(exc).__name__}: {exc}")
         if not item.future.done():
             item.future.set_exception(StoreUnavailable(str(exc)))
-        with contextlib.suppress(Exception):
-            await self._load_heads()
 
     async def _set_health(self, healthy: bool, error: str) -> None:
         changed = healthy != self.healthy
