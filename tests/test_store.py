@@ -37,12 +37,19 @@ def press(zone_device: str = "btn-gate-1", key: str | None = None) -> DeviceEven
 StoreFixture = tuple[SiteConfig, AsyncEngine, StoreWriter, Ingest]
 
 
-@pytest.fixture
-async def store(database_url: str, tmp_path: Path) -> AsyncIterator[StoreFixture]:
+@pytest.fixture(params=["fast", "general"])
+async def store(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> AsyncIterator[StoreFixture]:
+    """Each store test runs on both writer paths: SQLite's one-hop fast path for alarms and
+    publication marks, and the general async path (PostgreSQL's only one)."""
+    if request.param == "fast" and not database_url.startswith("sqlite"):
+        pytest.skip("the fast path is SQLite's; PostgreSQL runs the general path")
     cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=database_url)
     engine = create_engine(database_url)
     await upgrade(engine)
-    writer = StoreWriter(engine)
+    writer = StoreWriter(engine, fast=request.param == "fast")
+    assert (writer.fast is not None) == (request.param == "fast")
     async with writer:
         yield cfg, engine, writer, Ingest(cfg, SiteIndex(cfg), writer)
     await engine.dispose()
@@ -215,3 +222,93 @@ async def test_bad_values_in_an_operation_are_its_error_not_a_store_failure(
     assert not isinstance(info.value, StoreUnavailable)
     assert writer.healthy  # the store did not fail, and the next event is stored as usual
     assert (await ingest.ingest(press())).seq == 1
+
+
+async def test_alarms_and_marks_take_the_fast_path_other_writes_the_general_one(
+    tmp_path: Path,
+) -> None:
+    from hub.store.writer import Audit, MarkPublished
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
+    engine = create_engine(url)
+    await upgrade(engine)
+    async with StoreWriter(engine) as writer:
+        ingest = Ingest(cfg, SiteIndex(cfg), writer)
+        a = await ingest.ingest(press())
+        assert writer.fast_commits == 1
+        await writer.submit(MarkPublished([1], [a.event_id]))
+        assert writer.fast_commits == 2
+        await writer.submit(Audit("operator", "record.added", "r1"))
+        assert writer.fast_commits == 2 and writer.commits == 3
+    assert (await verify_chain(engine)).ok
+    await engine.dispose()
+
+
+async def test_both_writer_paths_write_the_same_rows_and_read_each_others(
+    tmp_path: Path,
+) -> None:
+    """A store is the same file whichever path wrote it: identical column values (types,
+    datetime and JSON text), resends recognised across paths, one audit chain."""
+    import sqlite3
+
+    from hub.store.writer import MarkPublished
+
+    db = tmp_path / "hub.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
+    engine = create_engine(url)
+    await upgrade(engine)
+    at = datetime(2026, 11, 24, 8, 30, 15, 123456, tzinfo=UTC)
+
+    def same_press(key: str) -> DeviceEvent:
+        return DeviceEvent(
+            device_id="btn-gate-1",
+            kind="alarm.panic",
+            occurred_at=at,
+            source={"protocol": "sia-dc09", "account": "1234", "zone": 15, "note": "大门"},
+            dedupe_key=key,
+        )
+
+    stored = []
+    for fast in (True, False):
+        async with StoreWriter(engine, fast=fast) as writer:
+            assert (writer.fast is not None) is fast
+            ingest = Ingest(cfg, SiteIndex(cfg), writer)
+            got = await ingest.ingest(same_press(f"k-{fast}"))
+            stored.append(got)
+            await writer.submit(MarkPublished([got.seq], [got.event_id], at))
+    # A resend of each, through the *other* path, is recognised as the same event.
+    for fast, first in ((False, stored[0]), (True, stored[1])):
+        async with StoreWriter(engine, fast=fast) as writer:
+            again = await Ingest(cfg, SiteIndex(cfg), writer).ingest(same_press(f"k-{not fast}"))
+            assert again.duplicate and (again.event_id, again.seq) == (first.event_id, first.seq)
+            assert again.message == first.message
+    assert (await verify_chain(engine)).ok
+    await engine.dispose()
+
+    raw = sqlite3.connect(db)
+    raw.row_factory = sqlite3.Row
+    events = [dict(r) for r in raw.execute("SELECT * FROM events ORDER BY seq")]
+    outbox = [dict(r) for r in raw.execute("SELECT * FROM outbox ORDER BY id")]
+    audit = [dict(r) for r in raw.execute("SELECT * FROM audit_log ORDER BY id")]
+    raw.close()
+    assert len(events) == 2 and len(outbox) == 2 and len(audit) == 2
+    for rows, differ in (
+        (events, {"id", "event_id", "seq", "dedupe_key", "message", "received_at"}),
+        (outbox, {"id", "event_id", "seq", "payload", "created_at"}),
+        (audit, {"id", "at", "subject", "detail", "prev_hash", "hash"}),
+    ):
+        fast_row, general_row = ({k: v for k, v in r.items() if k not in differ} for r in rows)
+        assert fast_row == general_row
+        assert {k: type(v) for k, v in rows[0].items()} == {k: type(v) for k, v in rows[1].items()}
+    assert events[0]["occurred_at"] == "2026-11-24 08:30:15.123456"
+    assert events[0]["first_published_at"] == "2026-11-24 08:30:15.123456"
+    assert json.loads(events[0]["source"])["note"] == "大门"
+    for e in events:  # the message differs only by its own ids
+        m = json.loads(e["message"])
+        assert m["seq"] == e["seq"] and m["event_id"] == e["event_id"]
+    for r in (events, outbox, audit):
+        for col in ("received_at", "created_at", "at"):
+            if col in r[0]:
+                assert len(r[0][col]) == len(r[1][col]) == 26

@@ -63,15 +63,15 @@ class OutboxMessage:
         return (self.priority, self.seq, self.id)
 
 
-class WriteContext:
-    """What an operation may do inside the writer's transaction.
-
-    Audit and outbox rows are collected and inserted together when the batch ends (one
+class BatchRows:
+    """What one batch writes besides its own statements: the seq and audit-chain heads as
+    they advance, and the audit and outbox rows, inserted together when the batch ends (one
     multi-row INSERT each), so a batch of a hundred alarms costs a handful of statements.
+
+    Pure bookkeeping, shared by the general path (``WriteContext``) and the SQLite fast path.
     """
 
-    def __init__(self, session: AsyncSession, now: datetime, seq: int, audit_head: str) -> None:
-        self.session = session
+    def __init__(self, now: datetime, seq: int, audit_head: str) -> None:
         self.now = now
         self.seq = seq
         self.audit_head = audit_head
@@ -97,6 +97,67 @@ class WriteContext:
         )
         self.audit_head = h
 
+    def add_outbox(
+        self,
+        *,
+        kind: str,
+        topic: str,
+        text: str,
+        priority: int,
+        seq: int = 0,
+        event_id: str | None = None,
+        retain: bool = False,
+        coalesce_key: str | None = None,
+        receipt_required: bool = False,
+    ) -> None:
+        """Queue an outbox row (``text`` is the serialised payload)."""
+        self._outbox_rows.append(
+            {
+                "kind": kind,
+                "topic": topic,
+                "payload": text,
+                "retain": retain,
+                "priority": priority,
+                "seq": seq,
+                "event_id": event_id,
+                "coalesce_key": coalesce_key,
+                "created_at": self.now,
+                "publish_count": 0,
+                "receipt_required": receipt_required,
+            }
+        )
+
+    def take_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The gathered (audit rows, outbox rows), handed over once."""
+        audit, self._audit_rows = self._audit_rows, []
+        outbox, self._outbox_rows = self._outbox_rows, []
+        return audit, outbox
+
+    @staticmethod
+    def messages(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> list[OutboxMessage]:
+        return [
+            OutboxMessage(
+                i,
+                r["kind"],
+                r["topic"],
+                r["payload"],
+                r["retain"],
+                r["priority"],
+                r["seq"],
+                r["event_id"],
+                r["receipt_required"],
+            )
+            for i, r in zip(ids, rows, strict=True)
+        ]
+
+
+class WriteContext(BatchRows):
+    """What an operation may do inside the writer's transaction (the general path)."""
+
+    def __init__(self, session: AsyncSession, now: datetime, seq: int, audit_head: str) -> None:
+        super().__init__(now, seq, audit_head)
+        self.session = session
+
     async def enqueue(
         self,
         *,
@@ -121,28 +182,23 @@ class WriteContext:
             )
         if retain:
             await self.session.merge(Retained(topic=topic, payload=text, updated_at=self.now))
-        self._outbox_rows.append(
-            {
-                "kind": kind,
-                "topic": topic,
-                "payload": text,
-                "retain": retain,
-                "priority": priority,
-                "seq": seq,
-                "event_id": event_id,
-                "coalesce_key": coalesce_key,
-                "created_at": self.now,
-                "publish_count": 0,
-                "receipt_required": receipt_required,
-            }
+        self.add_outbox(
+            kind=kind,
+            topic=topic,
+            text=text,
+            priority=priority,
+            seq=seq,
+            event_id=event_id,
+            retain=retain,
+            coalesce_key=coalesce_key,
+            receipt_required=receipt_required,
         )
 
     async def flush_rows(self) -> list[OutboxMessage]:
         """Insert the collected audit and outbox rows; return the new outbox messages."""
-        if self._audit_rows:
-            await self.session.execute(insert(AuditLog), self._audit_rows)
-            self._audit_rows = []
-        rows, self._outbox_rows = self._outbox_rows, []
+        audit, rows = self.take_rows()
+        if audit:
+            await self.session.execute(insert(AuditLog), audit)
         if not rows:
             return []
         ids = (
@@ -150,20 +206,7 @@ class WriteContext:
                 insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), rows
             )
         ).scalars()
-        return [
-            OutboxMessage(
-                i,
-                r["kind"],
-                r["topic"],
-                r["payload"],
-                r["retain"],
-                r["priority"],
-                r["seq"],
-                r["event_id"],
-                r["receipt_required"],
-            )
-            for i, r in zip(ids, rows, strict=True)
-        ]
+        return self.messages(list(ids), rows)
 
 
 class Operation(Protocol):
@@ -216,14 +259,33 @@ class StoreEvent:
     async def apply_many(ctx: WriteContext, ops: Sequence[StoreEvent]) -> list[StoredEvent]:
         """Store a batch of events: one duplicate lookup and one INSERT per table."""
         keys = {op.event.dedupe_key for op in ops if op.event.dedupe_key is not None}
-        known: dict[str, Event] = {}
+        known: dict[str, StoredEvent] = {}
         if keys:
-            found = await ctx.session.execute(select(Event).where(Event.dedupe_key.in_(keys)))
-            for row in found.scalars():
-                assert row.dedupe_key is not None
-                prior = known.get(row.dedupe_key)
-                if prior is None or row.received_at > prior.received_at:
-                    known[row.dedupe_key] = row
+            found = await ctx.session.execute(
+                select(*PRIOR_COLUMNS).where(Event.dedupe_key.in_(keys))
+            )
+            for ev_id, seq, kind, cat, prio, dev, rec, msg, key in found:
+                prior = StoredEvent(ev_id, seq, kind, cat, prio, dev, rec, msg, duplicate=True)
+                StoreEvent.remember(known, prior, str(key))
+        results, rows = StoreEvent.plan(ctx, ops, known)
+        if rows:
+            await ctx.session.execute(insert(Event), rows)
+        return results
+
+    @staticmethod
+    def remember(known: dict[str, StoredEvent], prior: StoredEvent, key: str) -> None:
+        """Keep the latest stored event per dedupe key."""
+        held = known.get(key)
+        if held is None or prior.received_at > held.received_at:
+            known[key] = prior
+
+    @staticmethod
+    def plan(
+        rows_ctx: BatchRows, ops: Sequence[StoreEvent], known: dict[str, StoredEvent]
+    ) -> tuple[list[StoredEvent], list[dict[str, Any]]]:
+        """Decide each event of a batch (new, or a repeat of ``known`` or of an earlier one
+        in the batch), give the new ones their seq, and gather their outbox and audit rows.
+        Returns the results in order and the event rows to insert."""
         batch: dict[str, StoredEvent] = {}
         results: list[StoredEvent] = []
         rows: list[dict[str, Any]] = []
@@ -238,21 +300,9 @@ class StoreEvent:
                 if prior is not None and (
                     ev.dedupe_since is None or prior.received_at >= ev.dedupe_since
                 ):
-                    results.append(
-                        StoredEvent(
-                            prior.event_id,
-                            prior.seq,
-                            prior.kind,
-                            prior.category,
-                            prior.priority,
-                            prior.device_id,
-                            prior.received_at,
-                            prior.message,
-                            duplicate=True,
-                        )
-                    )
+                    results.append(prior)
                     continue
-            seq = ctx.next_seq()
+            seq = rows_ctx.next_seq()
             message = {**ev.message, "seq": seq}
             rows.append(
                 {
@@ -274,16 +324,16 @@ class StoreEvent:
                     "message": message,
                 }
             )
-            await ctx.enqueue(
+            rows_ctx.add_outbox(
                 kind="event",
                 topic=ev.topic,
-                payload=message,
+                text=dumps(message),
                 priority=ev.priority,
                 seq=seq,
                 event_id=ev.event_id,
                 receipt_required=ev.receipt_required,
             )
-            ctx.audit(
+            rows_ctx.audit(
                 "hub",
                 "event.stored",
                 ev.event_id,
@@ -302,9 +352,21 @@ class StoreEvent:
             if key is not None:
                 batch[key] = stored
             results.append(stored)
-        if rows:
-            await ctx.session.execute(insert(Event), rows)
-        return results
+        return results, rows
+
+
+PRIOR_COLUMNS = (
+    Event.event_id,
+    Event.seq,
+    Event.kind,
+    Event.category,
+    Event.priority,
+    Event.device_id,
+    Event.received_at,
+    Event.message,
+    Event.dedupe_key,
+)
+"""What a duplicate's result needs of the stored event (the StoredEvent fields, then the key)."""
 
 
 class UnknownEvent(LookupError):
@@ -508,8 +570,14 @@ class _Item:
 class StoreWriter:
     """Owns all writes to the store. Use as an async context manager."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, fast: bool = True) -> None:
+        # Imported here: the fast path is built from this module's operations.
+        from hub.store.fastpath import SqliteFastPath, fast_url
+
         self.engine = engine
+        url = fast_url(engine.url) if fast else None
+        self.fast: SqliteFastPath | None = SqliteFastPath(url) if url is not None else None
+        """The one-hop path for alarms and publication marks (SQLite files only)."""
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -524,6 +592,7 @@ class StoreWriter:
         self.healthy = True
         self.last_error: str = ""
         self.commits = 0
+        self.fast_commits = 0
         self.batched_ops = 0
         self.on_health_change: Callable[[bool, str], Awaitable[None] | None] | None = None
 
@@ -554,6 +623,8 @@ class StoreWriter:
         if marks:
             with contextlib.suppress(Exception):
                 await self._commit_batch(marks)
+        if self.fast is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.fast.close)
 
     async def submit(self, op: Operation) -> Any:
         """Queue ``op`` and wait until it is committed. Raises StoreUnavailable on failure."""
@@ -668,6 +739,13 @@ class StoreWriter:
 
     async def _commit(self, items: list[_Item]) -> tuple[list[Any], list[OutboxMessage]]:
         now = now_utc()
+        ops = [i.op for i in items]
+        if self.fast is not None and self.fast.handles(ops):
+            done, fresh, self._seq, self._audit_head = await self.fast.commit(ops, now)
+            self.commits += 1
+            self.fast_commits += 1
+            self.batched_ops += len(items)
+            return done, fresh
         async with self.sessions() as session, session.begin():
             # Take the store's write lock first, then read the heads inside the transaction:
             # another process (an operator's CLI, a second hub by mistake) may have written

@@ -41,7 +41,6 @@ async def test_store_trouble_during_ingest(
     hub = Hub(load_config(path, env={}))
     mode: dict[str, str | None] = {"trouble": None}
 
-    @event.listens_for(hub.engine.sync_engine, "checkout")
     def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         cur = dbapi_conn.cursor()
         if mode["trouble"] == "readonly":
@@ -54,6 +53,11 @@ async def test_store_trouble_during_ingest(
             cur.execute("PRAGMA query_only = 0")
             cur.execute("PRAGMA max_page_count = 1073741823")
         cur.close()
+
+    # Both of the writer's paths: the general one and SQLite's fast path for alarms.
+    assert hub.writer.fast is not None
+    for engine in (hub.engine.sync_engine, hub.writer.fast.engine):
+        event.listen(engine, "checkout", _on_checkout)
 
     log = DeliveryLog()
     per_panel = scale.count(250, minimum=20)

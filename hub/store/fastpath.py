@@ -1,0 +1,299 @@
+"""The writer's fast path on SQLite: the hot operations of a batch in one hop to one thread.
+
+Storing an alarm and recording what was published are nearly all the store's writes. Going
+through the async ORM costs a thread hop and a trip through SQLAlchemy's statement
+machinery for every statement; here the whole transaction (lock, heads, duplicate lookup,
+the inserts, the commit) is one call on a plain ``sqlite3`` connection in the writer's own
+thread. Everything else (operator actions, health, compliance) keeps the general path.
+
+The rows are written exactly as SQLAlchemy writes them for SQLite (naive UTC datetimes as
+``YYYY-MM-DD HH:MM:SS.ffffff``, JSON through ``json.dumps``, booleans as 0/1), so both paths
+read each other's rows, and the store is the same file whichever path wrote it.
+
+The connection comes from a small synchronous SQLAlchemy engine on the same file, so the
+engine's ``connect`` and ``checkout`` events apply here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from hub.store.audit import GENESIS
+from hub.store.models import AuditLog, Event, Outbox
+from hub.store.writer import (
+    PRIOR_COLUMNS,
+    BatchRows,
+    MarkPublished,
+    Operation,
+    OutboxMessage,
+    StoredEvent,
+    StoreEvent,
+)
+
+FAST_OPS: Final = (StoreEvent, MarkPublished)
+
+# SQLite allows 32 766 host parameters per statement (since 3.32); stay well below.
+_CHUNK: Final = 500
+
+
+def fast_url(url: str | URL) -> URL | None:
+    """The synchronous URL of a SQLite *file* store, or None where the fast path does not
+    apply (PostgreSQL, an in-memory database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return parsed.set(drivername="sqlite+pysqlite")
+
+
+def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The same durability as the general path (see hub.store.db): WAL, fsync on commit.
+    dbapi_conn.isolation_level = None  # transactions are begun and ended explicitly
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _dt(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _read_dt(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> str:
+    # SQLAlchemy's JSON type serialises with json.dumps' defaults; so do we.
+    return json.dumps(value)
+
+
+def _insert_sql(table: str, columns: Sequence[str], returning: str = "") -> str:
+    marks = ", ".join("?" for _ in columns)
+    tail = f" RETURNING {returning}" if returning else ""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
+
+
+_EVENT_COLUMNS: Final = (
+    "event_id",
+    "seq",
+    "kind",
+    "category",
+    "priority",
+    "device_id",
+    "occurred_at",
+    "received_at",
+    "source",
+    "detail",
+    "device_state",
+    "dedupe_key",
+    "test_mode",
+    "state",
+    "update_seq",
+    "message",
+)
+_OUTBOX_COLUMNS: Final = (
+    "kind",
+    "topic",
+    "payload",
+    "retain",
+    "priority",
+    "seq",
+    "event_id",
+    "coalesce_key",
+    "created_at",
+    "publish_count",
+    "receipt_required",
+)
+_AUDIT_COLUMNS: Final = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
+
+_INSERT_EVENT: Final = _insert_sql(Event.__tablename__, _EVENT_COLUMNS)
+_INSERT_OUTBOX: Final = _insert_sql(Outbox.__tablename__, _OUTBOX_COLUMNS, "id")
+_INSERT_AUDIT: Final = _insert_sql(AuditLog.__tablename__, _AUDIT_COLUMNS)
+_LOCK: Final = "UPDATE store_lock SET id = 1 WHERE id = 1"
+_HEADS: Final = (
+    "SELECT (SELECT max(seq) FROM events), (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1)"
+)
+_PRIOR: Final = "SELECT {} FROM events WHERE dedupe_key IN ({{}})".format(
+    ", ".join(c.key for c in PRIOR_COLUMNS)
+)
+
+
+def _event_params(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        r["event_id"],
+        r["seq"],
+        r["kind"],
+        r["category"],
+        r["priority"],
+        r["device_id"],
+        _dt(r["occurred_at"]),
+        _dt(r["received_at"]),
+        _json(r["source"]),
+        _json(r["detail"]),
+        r["device_state"],
+        r["dedupe_key"],
+        int(r["test_mode"]),
+        r["state"],
+        r["update_seq"],
+        _json(r["message"]),
+    )
+
+
+def _outbox_params(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        r["kind"],
+        r["topic"],
+        r["payload"],
+        int(r["retain"]),
+        r["priority"],
+        r["seq"],
+        r["event_id"],
+        r["coalesce_key"],
+        _dt(r["created_at"]),
+        r["publish_count"],
+        int(r["receipt_required"]),
+    )
+
+
+def _audit_params(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        _dt(r["at"]),
+        r["actor"],
+        r["action"],
+        r["subject"],
+        _json(r["detail"]),
+        r["prev_hash"],
+        r["hash"],
+    )
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+class SqliteFastPath:
+    """Commits batches made only of ``StoreEvent`` and ``MarkPublished`` in one thread hop."""
+
+    def __init__(self, url: URL) -> None:
+        self.engine: Engine = create_engine(url, pool_size=1, max_overflow=0)
+        event.listen(self.engine, "connect", _pragmas)
+        # One thread: the pool's sqlite3 connection is created and used only there.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-fast")
+
+    @staticmethod
+    def handles(ops: Sequence[Operation]) -> bool:
+        return all(isinstance(op, FAST_OPS) for op in ops)
+
+    async def commit(
+        self, ops: Sequence[Operation], now: datetime
+    ) -> tuple[list[Any], list[OutboxMessage], int, str]:
+        """Run the batch in one transaction; returns (results, new outbox messages, seq head,
+        audit head). Raises what sqlite3 raises; nothing is committed then."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._commit, list(ops), now)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.engine.dispose()
+
+    def _commit(
+        self, ops: list[Operation], now: datetime
+    ) -> tuple[list[Any], list[OutboxMessage], int, str]:
+        with self.engine.connect() as sa_conn:
+            raw = sa_conn.connection.dbapi_connection
+            assert isinstance(raw, sqlite3.Connection)
+            cur = raw.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                out = self._transaction(cur, ops, now)
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return out
+
+    def _transaction(
+        self, cur: sqlite3.Cursor, ops: list[Operation], now: datetime
+    ) -> tuple[list[Any], list[OutboxMessage], int, str]:
+        # As on the general path: the store lock first, then the heads inside the
+        # transaction, since another process may have written since our last commit.
+        cur.execute(_LOCK)
+        seq, head = cur.execute(_HEADS).fetchone()
+        rows_ctx = BatchRows(now, int(seq or 0), head or GENESIS)
+        results: list[Any] = []
+        i = 0
+        while i < len(ops):
+            op = ops[i]
+            if isinstance(op, StoreEvent):
+                j = i
+                while j < len(ops) and isinstance(ops[j], StoreEvent):
+                    j += 1
+                group = [o for o in ops[i:j] if isinstance(o, StoreEvent)]
+                results.extend(self._store_events(cur, rows_ctx, group))
+                i = j
+            else:
+                assert isinstance(op, MarkPublished)
+                self._mark_published(cur, op, now)
+                results.append(None)
+                i += 1
+        audit, outbox = rows_ctx.take_rows()
+        if audit:
+            cur.executemany(_INSERT_AUDIT, [_audit_params(r) for r in audit])
+        ids = [cur.execute(_INSERT_OUTBOX, _outbox_params(r)).fetchone()[0] for r in outbox]
+        return results, BatchRows.messages(ids, outbox), rows_ctx.seq, rows_ctx.audit_head
+
+    @staticmethod
+    def _store_events(
+        cur: sqlite3.Cursor, rows_ctx: BatchRows, group: list[StoreEvent]
+    ) -> list[StoredEvent]:
+        keys = sorted({op.event.dedupe_key for op in group if op.event.dedupe_key is not None})
+        known: dict[str, StoredEvent] = {}
+        for part in _chunks(keys):
+            sql = _PRIOR.format(", ".join("?" for _ in part))
+            for ev_id, seq, kind, cat, prio, dev, rec, msg, key in cur.execute(sql, tuple(part)):
+                prior = StoredEvent(
+                    ev_id, seq, kind, cat, prio, dev, _read_dt(rec), json.loads(msg), True
+                )
+                StoreEvent.remember(known, prior, key)
+        results, rows = StoreEvent.plan(rows_ctx, group, known)
+        if rows:
+            cur.executemany(_INSERT_EVENT, [_event_params(r) for r in rows])
+        return results
+
+    @staticmethod
+    def _mark_published(cur: sqlite3.Cursor, op: MarkPublished, now: datetime) -> None:
+        at = _dt(op.at or now)
+        for part in _chunks(list(op.outbox_ids)):
+            marks = ", ".join("?" for _ in part)
+            cur.execute(
+                "UPDATE outbox SET published_at = ?, publish_count = publish_count + 1"
+                f" WHERE id IN ({marks})",
+                (at, *part),
+            )
+        for part in _chunks(list(op.event_ids)):
+            marks = ", ".join("?" for _ in part)
+            cur.execute(
+                "UPDATE events SET first_published_at = ?"
+                f" WHERE event_id IN ({marks}) AND first_published_at IS NULL",
+                (at, *part),
+            )
