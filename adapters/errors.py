@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+Violation = Literal["too_large", "not_xml", "wrong_namespace", "not_soap", "invalid"]
+"""What was wrong with an answer that broke the protocol (``invalid``: anything else)."""
+
 
 class AdapterError(Exception):
     """Base class: something went wrong talking to a device."""
@@ -26,3 +31,7 @@ class NotSupported(AdapterError):
 
 class ProtocolViolation(AdapterError):
     """The device answered with something that does not follow the protocol."""
+
+    def __init__(self, device_id: str, message: str, *, violation: Violation = "invalid") -> None:
+        super().__init__(device_id, message)
+        self.violation: Violation = violation

@@ -304,6 +304,17 @@ class Camera(Model):
     relays: list[str] = Field(default_factory=list, description="Relay output tokens.")
     required: bool = Field(default=True, description="Counts for compliance when true.")
     events: bool = Field(default=True, description="Subscribe to the camera's own events.")
+    max_answer_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        title="Largest ONVIF answer",
+        description=(
+            "An ONVIF answer larger than this many bytes is refused (the camera is then "
+            "degraded with a finding) and never read further. Raise it only for a device "
+            "whose answers really are this large, such as an encoder with many channels."
+        ),
+    )
 
 
 class BroadcastZone(Model):

@@ -55,6 +55,7 @@ def camera_driver(
         timeout_s=timeout_s,
         connect_timeout_s=connect_timeout_s if connect_timeout_s is not None else timeout_s,
         lazy=True,
+        max_answer_bytes=cfg.max_answer_bytes,
     )
 
 

@@ -30,7 +30,7 @@ import os
 import secrets
 import xml.etree.ElementTree as ET
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -52,6 +52,7 @@ from simulators.onvif_soap import (
     format_datetime,
     huge_prefix,
     malformed,
+    padded,
     parse_duration,
     parse_request,
     parse_termination,
@@ -89,11 +90,13 @@ QUIRKS: tuple[str, ...] = (
     "no_get_services",  # GetServices answers ActionNotSupported (older firmware)
     "topic_suffix",  # event topics end in "//." as some firmware sends them
     "credentials_in_uri",  # snapshot/stream URIs carry user:password@
+    "raw_ampersand",  # an unescaped "&" in GetDeviceInformation: not well-formed, but readable
 )
 HOSTILE_FAULTS: tuple[str, ...] = (
     "malformed_xml",  # every SOAP answer is cut off half-way: not well-formed XML
     "wrong_namespace",  # SOAP and ONVIF namespaces replaced by a foreign one
     "huge_body",  # every SOAP answer is ``huge_body_bytes`` of unterminated XML
+    "huge_answer",  # every SOAP answer is well-formed and valid, padded to ``huge_body_bytes``
 )
 """Hostile answers on the ONVIF services (snapshot and MJPEG stay as they are)."""
 ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS + HOSTILE_FAULTS
@@ -194,7 +197,7 @@ class CameraConfig:
     """Advertised in RTSP stream URIs; the simulator serves no RTSP (use the MJPEG URI)."""
     seed: int = 0
     huge_body_bytes: int = 16 * 1024 * 1024
-    """Size of every SOAP answer while the ``huge_body`` fault is set."""
+    """Size of every SOAP answer while the ``huge_body`` or ``huge_answer`` fault is set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +557,11 @@ class SimCamera:
             # (or whatever else answers on its port) streaming garbage until the limit.
             head = huge_prefix(body) + b"<tds:Junk>"
             body = head + b"A" * max(self.config.huge_body_bytes - len(head), 0)
+        elif "huge_answer" in hostile:
+            # A correct answer that is simply enormous: only a size limit can refuse it. It is
+            # streamed without a length, so the client cannot tell its size in advance.
+            chunks = padded(body, self.config.huge_body_bytes)
+            return web.Response(status=200, body=_stream(chunks), headers=_SOAP_HEADERS)
         return web.Response(status=200, body=body, headers=_SOAP_HEADERS)
 
     async def _dispatch(
@@ -567,7 +575,11 @@ class SimCamera:
             result = await handler(soap, request)
         except _Fault as exc:
             return self._fault_response(exc)
-        return web.Response(body=response(result), content_type=None, headers=_SOAP_HEADERS)
+        body = response(result)
+        if "raw_ampersand" in self.faults:
+            # Firmware that writes names without escaping them; lxml's recovery reads past it.
+            body = body.replace(b"<tds:Manufacturer>", b"<tds:Manufacturer>R&D ")
+        return web.Response(body=body, content_type=None, headers=_SOAP_HEADERS)
 
     def _authenticate(self, soap: SoapRequest) -> None:
         if "auth_failure" in self.faults:
@@ -1144,6 +1156,11 @@ class SimCamera:
 _SOAP_HEADERS = {"Content-Type": SOAP_CONTENT_TYPE}
 _REALM = "mallsim"
 _BOUNDARY = "mallsimframe"
+
+
+async def _stream(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def _opt_float(value: object) -> float | None:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -158,6 +159,21 @@ def wrong_namespace(body: bytes) -> bytes:
     for uri in (NS["s"], NS["tds"], NS["trt"], NS["tt"], NS["tev"], NS["tptz"], NS["tmd"]):
         out = out.replace(uri.encode(), WRONG_NAMESPACE.encode())
     return out
+
+
+def padded(body: bytes, size: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """The same response, still well-formed, grown to ``size`` bytes by an XML comment at the
+    start of its body (a parser reads the whole comment and then drops it). Made in chunks of
+    ``chunk`` bytes, so the answer is never held whole."""
+    marker = body.find(b"<s:Body>")
+    at = marker + len(b"<s:Body>") if marker >= 0 else len(body)
+    yield body[:at] + b"<!--"
+    left = max(size - len(body) - len(b"<!---->"), 0)
+    while left > 0:
+        n = min(chunk, left)
+        yield b"A" * n
+        left -= n
+    yield b"-->" + body[at:]
 
 
 def huge_prefix(body: bytes) -> bytes:

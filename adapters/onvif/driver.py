@@ -35,6 +35,14 @@ from adapters.errors import (
     DeviceUnreachable,
     NotSupported,
     ProtocolViolation,
+    Violation,
+)
+from adapters.onvif.transport import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    AnswerNotes,
+    AnswerRefused,
+    CappedONVIFCamera,
+    watching_answers,
 )
 
 log = logging.getLogger(__name__)
@@ -145,6 +153,8 @@ class CameraProbe:
     error: str | None = None
     error_type: str | None = None
     """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ..."""
+    violation: Violation | None = None
+    """For a ``ProtocolViolation``: what was wrong with the camera's answer."""
 
 
 # --- WSDL document sharing ------------------------------------------------------------------
@@ -230,6 +240,10 @@ def _deviceio_xaddr(extension: Any) -> str | None:
     return None
 
 
+def _brief(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -287,6 +301,7 @@ class OnvifCamera:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         lazy: bool = False,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.device_id = device_id
         self.host = host
@@ -296,6 +311,7 @@ class OnvifCamera:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._lazy = lazy
+        self.max_answer_bytes = max_answer_bytes
         self._client: ONVIFCamera | None = None
         self._connect_lock = asyncio.Lock()
         self.device_info: DeviceInfo | None = None
@@ -333,7 +349,7 @@ class OnvifCamera:
                 return
             loop = asyncio.get_running_loop()
             started = loop.time()
-            client = ONVIFCamera(
+            client = CappedONVIFCamera(
                 self.host,
                 self.port,
                 self._username,
@@ -341,6 +357,7 @@ class OnvifCamera:
                 # The library's optional sqlite cache only serves remote WSDL downloads, which
                 # never happen with the bundled WSDL files; skip its blocking file I/O.
                 no_cache=True,
+                max_answer_bytes=self.max_answer_bytes,
             )
             self._client = client
             try:
@@ -456,6 +473,8 @@ class OnvifCamera:
     def _convert(self, what: str, exc: BaseException) -> AdapterError:
         """Map one library exception to the adapter error hierarchy."""
         device = self.device_id
+        if isinstance(exc, AnswerRefused):
+            return ProtocolViolation(device, f"{what}: {exc}", violation=exc.violation)
         if isinstance(exc, zeep.exceptions.Fault):
             subcodes = [_local(s) for s in (exc.subcodes or [])]
             code = _local(exc.code)
@@ -472,7 +491,8 @@ class OnvifCamera:
                 return AuthFailed(device, f"{what}: HTTP {status}")
             if status in (404, 405, 501):
                 return NotSupported(device, f"{what}: HTTP {status}")
-            return ProtocolViolation(device, f"{what}: {exc}")
+            # zeep puts the whole answer into the message; a reason is stored and sent on.
+            return ProtocolViolation(device, f"{what}: {_brief(str(exc))}")
         if isinstance(exc, zeep.exceptions.Error | ValueError | KeyError | TypeError):
             return ProtocolViolation(device, f"{what}: {type(exc).__name__}: {exc}")
         if isinstance(exc, aiohttp.ClientResponseError):
@@ -631,7 +651,14 @@ class OnvifCamera:
     # --- health --------------------------------------------------------------------------
 
     async def probe(self) -> CameraProbe:
-        """Check the camera end to end; never raises ``AdapterError`` (it is in ``error``)."""
+        """Check the camera end to end; never raises ``AdapterError`` (it is in ``error``).
+
+        A ``ProtocolViolation`` says what was wrong with the answer (``violation``).
+        """
+        with watching_answers() as answers:
+            return await self._probe(answers)
+
+    async def _probe(self, answers: AnswerNotes) -> CameraProbe:
         try:
             await self.connect()
             offset = await self.measure_clock_offset()
@@ -643,13 +670,22 @@ class OnvifCamera:
                 stream_uri = await self.get_stream_uri(profiles[0].token)
                 snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
         except AdapterError as exc:
+            message, violation = exc.message, None
+            if isinstance(exc, ProtocolViolation):
+                violation = exc.violation
+                if violation == "invalid" and answers.not_xml is not None:
+                    # The library recovered what it could of a broken answer and something
+                    # was missing from it: the broken XML is the cause worth reporting.
+                    violation = "not_xml"
+                    message = f"{answers.not_xml} ({message})"
             return CameraProbe(
                 device_id=self.device_id,
                 reachable=not isinstance(exc, DeviceUnreachable),
                 latency_s=self.latency_s,
                 clock_offset_s=self.clock_offset_s,
-                error=exc.message,
+                error=message,
                 error_type=type(exc).__name__,
+                violation=violation,
             )
         return CameraProbe(
             device_id=self.device_id,
