@@ -312,3 +312,27 @@ async def test_both_writer_paths_write_the_same_rows_and_read_each_others(
         for col in ("received_at", "created_at", "at"):
             if col in r[0]:
                 assert len(r[0][col]) == len(r[1][col]) == 26
+
+
+async def test_a_mixed_batch_commits_in_runs_and_keeps_the_queue_order(tmp_path: Path) -> None:
+    from hub.store.writer import Audit
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
+    engine = create_engine(url)
+    await upgrade(engine)
+    async with StoreWriter(engine) as writer:
+        ingest = Ingest(cfg, SiteIndex(cfg), writer)
+        # Queued together, so the writer takes them as one batch.
+        await asyncio.gather(
+            ingest.ingest(press()),
+            ingest.ingest(press()),
+            writer.submit(Audit("operator", "record.added", "r1")),
+            ingest.ingest(press()),
+        )
+        assert (writer.commits, writer.fast_commits) == (3, 2)
+    async with engine.connect() as c:
+        actions = list((await c.execute(select(AuditLog.action).order_by(AuditLog.id))).scalars())
+    assert actions == ["event.stored", "event.stored", "record.added", "event.stored"]
+    assert (await verify_chain(engine)).ok
+    await engine.dispose()

@@ -439,8 +439,8 @@ class PoliceLink:
             props.PayloadFormatIndicator = 1
             props.ContentType = "application/json"
             props.UserProperty = [("kind", row.kind)]
-            self._props[row.kind] = props
-        return props
+            self._props[row.kind] = FrozenProperties.of(props)
+        return self._props[row.kind]
 
     async def outbox_stats(self) -> tuple[int, float | None]:
         """Pending messages and the age of the oldest, in seconds."""
@@ -537,6 +537,24 @@ class PoliceLink:
         await self.writer.submit(
             EnqueueMessage("response", topic, message, priority=RESPONSE_PRIORITY)
         )
+
+
+class FrozenProperties(Properties):
+    """Publish properties that never change after they are made, packed once: paho packs
+    a message's properties on every publish, which costs as much as the rest of it."""
+
+    _packed: bytes
+
+    @classmethod
+    def of(cls, props: Properties) -> FrozenProperties:
+        frozen = cls.__new__(cls)
+        frozen.__dict__.update(props.__dict__)
+        # Properties refuses attributes that are not MQTT properties; this one is ours.
+        frozen.__dict__["_packed"] = props.pack()  # type: ignore[no-untyped-call]
+        return frozen
+
+    def pack(self) -> bytes:
+        return self._packed
 
 
 def _properties(packet_type: int) -> Properties:

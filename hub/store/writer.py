@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -700,8 +701,17 @@ class StoreWriter:
 
     async def _commit_batch(self, batch: list[_Item]) -> None:
         live = [i for i in batch if not i.future.cancelled()]
-        if not live:
+        if self.fast is None:
+            if live:
+                await self._commit_run(live)
             return
+        # Alarms and marks take the fast path, anything else the general one: consecutive
+        # items of one kind commit together, so the queue's order is kept.
+        fast = self.fast
+        for _, run in itertools.groupby(live, key=lambda i: fast.handles((i.op,))):
+            await self._commit_run(list(run))
+
+    async def _commit_run(self, live: list[_Item]) -> None:
         try:
             results, fresh = await self._commit(live)
         except asyncio.CancelledError:
@@ -713,7 +723,7 @@ class StoreWriter:
             if len(live) > 1:
                 # One bad operation must not fail its neighbours: commit them one by one.
                 for item in live:
-                    await self._commit_batch([item])
+                    await self._commit_run([item])
                 return
             await self._failed(live[0], exc)
             return
