@@ -28,6 +28,37 @@ _CAMERA_FIX: Final = {
     "OnvifFault": "Check the camera's ONVIF settings and media profiles.",
 }
 
+_PORT_FIX: Final = (
+    "Check that the port in the config is the camera's ONVIF port (not a web page or another "
+    "service), and update the camera firmware."
+)
+_ANSWER_PROBLEM: Final[dict[str, tuple[str, str, str]]] = {
+    "too_large": (
+        "ONVIF 应答过大",
+        "ONVIF answer too large",
+        _PORT_FIX + " If the camera really sends answers this large (many channels), raise "
+        "max_answer_bytes for it in the config.",
+    ),
+    "not_xml": (
+        "ONVIF 应答不是格式正确的 XML",
+        "ONVIF answer is not well-formed XML",
+        "Update the camera firmware; check that nothing between the hub and the camera (a "
+        "proxy, a faulty link) cuts its answers short.",
+    ),
+    "wrong_namespace": (
+        "ONVIF 应答的 XML 命名空间错误",
+        "ONVIF answer in the wrong XML namespace",
+        _PORT_FIX,
+    ),
+    "not_soap": ("ONVIF 应答不是 SOAP 消息", "ONVIF answer is not a SOAP message", _PORT_FIX),
+    "invalid": (
+        "ONVIF 应答不符合协议",
+        "ONVIF answer does not follow the protocol",
+        _CAMERA_FIX["ProtocolViolation"],
+    ),
+}
+"""(zh, en, fix) per ``ProtocolViolation.violation``."""
+
 
 class SupervisionSource(Protocol):
     def supervision_state(self, account: str) -> Any: ...
@@ -95,7 +126,13 @@ def camera_result(
     at: datetime,
     video: VideoOutcome | None,
 ) -> ProbeResult:
-    """Judge one camera probe (and its latest video check, if any)."""
+    """Judge one camera probe (and its latest video check, if any).
+
+    A camera whose answers break the protocol is degraded, not offline: it is there and
+    answers, and the finding says what is wrong with the answers.
+    """
+    if p.error is not None and p.error_type == "ProtocolViolation":
+        return _answer_problem(p, cfg, at)
     if p.error is not None:
         kind = p.error_type or "DeviceUnreachable"
         return ProbeResult(
@@ -153,6 +190,22 @@ def camera_result(
         fix=fix if problems else "",
         detail=detail,
         problems=problems,
+    )
+
+
+def _answer_problem(p: CameraProbe, cfg: Camera, at: datetime) -> ProbeResult:
+    zh, en, fix = _ANSWER_PROBLEM.get(p.violation or "invalid", _ANSWER_PROBLEM["invalid"])
+    problem = Problem("onvif_answer", f"{zh}：{p.error}", f"{en}: {p.error}", fix)
+    return ProbeResult(
+        cfg.id,
+        "camera",
+        at,
+        "degraded",
+        latency_s=p.latency_s,
+        reason=problem.message_en,
+        fix=fix,
+        detail={"error_type": p.error_type, "violation": p.violation or "invalid"},
+        problems=[problem],
     )
 
 

@@ -76,6 +76,17 @@ def _outage(device: str) -> Mutate:
     return go
 
 
+def _unreadable_answers(device: str) -> Mutate:
+    """What health stores for a camera whose ONVIF answers break the protocol: degraded, and
+    only the error as details (nothing current is known about its settings)."""
+
+    async def go(w: World) -> None:
+        detail = {"error_type": "ProtocolViolation", "violation": "too_large", "problems": []}
+        await w.state(device, "degraded", at=w.base - timedelta(minutes=10), detail=detail)
+
+    return go
+
+
 def _linkage(elapsed_ms: float, outcome: str = "ok") -> Mutate:
     async def go(w: World) -> None:
         await w.event(
@@ -337,6 +348,8 @@ CASES: list[Case] = [
     ),
     Case("outage-in-24h", "VID-ONLINE", "fail", _outage("cam-entr-1"), subject="cam-entr-1"),
     Case("no-history", "VID-ONLINE", "unknown", _forget("cam-fin-1")),
+    # Answers that break ONVIF: the camera is there (degraded counts as available) ...
+    Case("answers-unreadable", "VID-ONLINE", "pass", _unreadable_answers("cam-entr-1")),
     # VID-FRAMERATE
     Case("fps-ok", "VID-FRAMERATE", "pass"),
     Case(
@@ -367,6 +380,8 @@ CASES: list[Case] = [
         subject="cam-gate-1",
     ),
     Case("res-missing", "VID-RESOLUTION", "unknown", _detail("cam-fin-1", resolution=None)),
+    # ... but what it is set to is not known while its answers cannot be read.
+    Case("answers-unreadable", "VID-RESOLUTION", "unknown", _unreadable_answers("cam-fin-1")),
     # VID-CLOCK
     Case("clock-ok", "VID-CLOCK", "pass"),
     Case(

@@ -789,9 +789,20 @@ def test_malformed_mqtt_commands_get_error_responses_and_the_hub_carries_on(
 # --- hostile ONVIF answers -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["malformed_xml", "wrong_namespace", "huge_body"])
-async def test_hostile_onvif_answers_make_the_camera_offline_with_a_clear_reason(
-    fault: str, tmp_path: Path, broker: LocalMosquitto, secrets: SecretScan
+HUGE_FAULTS = ("huge_body", "huge_answer")
+
+
+@pytest.mark.parametrize(
+    ("fault", "finding"),
+    [
+        ("malformed_xml", "ONVIF answer is not well-formed XML"),
+        ("wrong_namespace", "ONVIF answer in the wrong XML namespace"),
+        ("huge_body", "ONVIF answer too large"),  # 16 MiB of unterminated XML
+        ("huge_answer", "ONVIF answer too large"),  # a valid answer padded to 16 MiB
+    ],
+)
+async def test_hostile_onvif_answers_make_the_camera_degraded_with_a_clear_finding(
+    fault: str, finding: str, tmp_path: Path, broker: LocalMosquitto, secrets: SecretScan
 ) -> None:
     from sqlalchemy import select
 
@@ -818,27 +829,44 @@ async def test_hostile_onvif_answers_make_the_camera_offline_with_a_clear_reason
             health = hub.parts["health"]
             assert isinstance(health, HealthService)
             cams = ["cam-bad", "cam-good"]
+
+            async def kinds() -> list[str]:
+                async with hub.engine.connect() as c:
+                    rows = await c.execute(
+                        select(Event.kind).where(Event.device_id == "cam-bad").order_by(Event.seq)
+                    )
+                    return list(rows.scalars())
+
             for _ in range(2):
                 await health.probe_now(cams)
             assert health.states()["cam-bad"] == "online"
             farm[0].set_faults([fault])
+            await health.probe_now(cams)
+            # One bad probe is not enough (debounce): still online, nothing stored.
+            assert health.states()["cam-bad"] == "online"
+            assert await kinds() == []
             rss: list[float] = []
-            for _ in range(2 if fault != "huge_body" else 6):
+            for _ in range(1 if fault not in HUGE_FAULTS else 5):
                 await health.probe_now(cams)
                 rss.append(_vm(os.getpid()))
             bad = health.device("cam-bad")
-            assert bad["state"] == "offline", bad
-            assert bad["reason"].startswith("protocol error:"), bad["reason"]
+            # It answers, so it is there: degraded with what is wrong, not offline.
+            assert bad["state"] == "degraded", bad
+            assert bad["reason"].startswith(finding), bad["reason"]
             assert bad["detail"]["error_type"] == "ProtocolViolation"
+            [problem] = bad["detail"]["problems"]
+            assert problem["check"] == "onvif_answer" and problem["fix"]
+            assert problem["message_en"] == bad["reason"]
+            assert problem["message_zh"].startswith("ONVIF 应答")
             assert health.device("cam-good")["state"] == "online"  # the others are still probed
-            if fault == "huge_body":
-                # Each probe reads a 16 MiB answer; none of them may stay behind.
-                assert rss[-1] - rss[1] <= 64, f"RSS grew {rss[-1] - rss[1]:.0f} MiB"
-            # One offline event with the reason, and alarms still flow.
+            if fault in HUGE_FAULTS:
+                # Each probe is sent 16 MiB; none of it may stay behind.
+                assert rss[-1] - rss[0] <= 64, f"RSS grew {rss[-1] - rss[0]:.0f} MiB"
+            # One degraded event with the finding and its fix, and alarms still flow.
             await hub.ingest(event())
             await police.wait_for(
                 lambda: (
-                    {"fault.device_offline", "alarm.panic"}
+                    {"fault.device_degraded", "alarm.panic"}
                     <= {e["kind"] for e in police.view(SITE).events.values()}
                 ),
                 within=DEADLINE_S,
@@ -849,12 +877,15 @@ async def test_hostile_onvif_answers_make_the_camera_offline_with_a_clear_reason
                         select(Event.kind, Event.detail).where(Event.device_id == "cam-bad")
                     )
                 ).all()
-            assert [k for k, _ in rows] == ["fault.device_offline"]
-            assert rows[0][1]["reason"].startswith("protocol error:")
+            assert [k for k, _ in rows] == ["fault.device_degraded"]
+            detail = rows[0][1]
+            assert detail["reason"].startswith(finding) and detail["fix"] == problem["fix"]
+            assert [p["check"] for p in detail["problems"]] == ["onvif_answer"]
             farm[0].set_faults(clear=[fault])
             for _ in range(2):
                 await health.probe_now(cams)
             assert health.states()["cam-bad"] == "online"
+            assert await kinds() == ["fault.device_degraded", "fault.device_degraded.restore"]
 
 
 if __name__ == "__main__":
