@@ -571,10 +571,12 @@ def substitute_env(
     budget = [MAX_CONFIG_VALUES]
     try:
         return _substitute(tree, env, path, errs, budget)
-    except _TooLarge:
+    except _TooLarge as exc:
+        # Name the top-level key that was being expanded: that is where to look.
+        where = str(exc.args[0])[len(path) :].lstrip(".").split(".")[0]
         errs.append(
             (
-                path or "(root)",
+                _join(path, where) if where else path or "(root)",
                 f"the configuration expands to more than {MAX_CONFIG_VALUES} values "
                 "(nested YAML aliases?)",
             )
@@ -587,7 +589,7 @@ def _substitute(
 ) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
-        raise _TooLarge
+        raise _TooLarge(path)
     if isinstance(tree, str):
 
         def repl(m: re.Match[str]) -> str:
@@ -649,13 +651,28 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> SiteC
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError([(str(p), f"invalid YAML{_yaml_problem(exc, text)}")]) from exc
+    return parse_config(data, env)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """`` at line L, column C: problem`` on one line, whichever YAML error it is."""
+    where = ""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        # The reader has no mark, only a character offset into the text (and the character's
+        # code point: the text is already decoded).
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        where = f" at line {line}, column {column}"
+        char = exc.character
+        code = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        problem = f"unacceptable character {code}: {exc.reason}"
+    else:
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([(str(p), f"invalid YAML{where}: {problem}")]) from exc
-    return parse_config(data, env)
+    return f"{where}: {' '.join(str(problem).split())}"
 
 
 def json_schema() -> str:

@@ -170,3 +170,31 @@ def test_yaml_alias_bomb_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(bomb, env={})
     assert any("nested YAML aliases" in m for _, m in info.value.errors)
+    # The error names the key whose expansion ran over, one of the file's own keys.
+    [(where, _)] = info.value.errors
+    assert where in {f"a{i}" for i in range(9)} | {"site"}
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "code"),
+    [
+        ("site:\n  id: a\x1f\n", "line 2, column 8", "#x001f"),
+        ("\x1f", "line 1, column 1", "#x001f"),
+        ("site:\n  name: \ufffe\n", "line 2, column 9", "#xfffe"),
+    ],
+)
+def test_a_character_yaml_refuses_is_one_line_with_its_position(
+    tmp_path: Path, text: str, where: str, code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    [(_, message)] = info.value.errors
+    assert message == f"invalid YAML at {where}: unacceptable character {code}: " + (
+        "special characters are not allowed"
+    )
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "invalid YAML" in line]) == 1
+    assert "<unicode string>" not in err and where in err

@@ -522,6 +522,7 @@ def _assert_clear(exc: ConfigError) -> None:
     for path, message in exc.errors:
         assert isinstance(path, str) and path, "an error without its path"
         assert isinstance(message, str) and message.strip(), f"{path}: an empty message"
+        assert "\n" not in message, f"{path}: a message on several lines: {message!r}"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
