@@ -162,6 +162,17 @@ class Broker:
 # --- site config ---------------------------------------------------------------------------
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time process ``pid`` used so far (all its threads); NaN if unknown."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def account(i: int) -> str:
     """Account number of panel ``i`` (1-based): 4 hex digits."""
     return f"{0x1000 + i:04X}"
@@ -287,11 +298,7 @@ class HubProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the hub process used so far."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+        return process_cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

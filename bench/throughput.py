@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from bench.common import (
     Subscriber,
     account,
     print_machine,
+    process_cpu_seconds,
     sample_event_payload,
     sia_port,
     site_config,
@@ -56,6 +58,9 @@ class Result:
     gaps: int
     duplicates: int
     hub_cpu_s: float
+    bench_cpu_s: float
+    """The benchmark process (the simulated panels and the subscriber) during the hub run."""
+    broker_cpu_s: float
     peak_rss_mib: float
 
     @property
@@ -80,6 +85,9 @@ class Result:
             "seq_gaps": self.gaps,
             "duplicate_deliveries": self.duplicates,
             "hub_cpu_ms_per_event": self.hub_cpu_s / self.total * 1e3,
+            "panels_and_subscriber_cpu_ms_per_event": self.bench_cpu_s / self.total * 1e3,
+            "broker_cpu_ms_per_event": self.broker_cpu_s / self.total * 1e3,
+            "cores_busy": (self.hub_cpu_s + self.bench_cpu_s + self.broker_cpu_s) / self.hub_s,
             "hub_peak_rss_mib": self.peak_rss_mib,
             "goal_met": self.ok,
         }
@@ -164,6 +172,8 @@ async def measure(panels: int, per_panel: int, workdir: Path) -> Result:
                 await p.wait_idle(within=60)
 
             cpu0 = hub.cpu_seconds()
+            bench0 = process_cpu_seconds(os.getpid())
+            broker0 = process_cpu_seconds(broker.pid)
             t0 = time.perf_counter()
             for p in sims:
                 for i in range(per_panel):
@@ -174,6 +184,8 @@ async def measure(panels: int, per_panel: int, workdir: Path) -> Result:
                 last = time.perf_counter()
             hub_s = last - t0
             cpu = hub.cpu_seconds() - cpu0
+            bench_cpu = process_cpu_seconds(os.getpid()) - bench0
+            broker_cpu = process_cpu_seconds(broker.pid) - broker0
             for p in sims:
                 await p.wait_idle(within=60)
             acked = sum(p.acked for p in sims) - panels
@@ -202,6 +214,8 @@ async def measure(panels: int, per_panel: int, workdir: Path) -> Result:
             gaps=gaps,
             duplicates=deliveries - len(ids),
             hub_cpu_s=cpu,
+            bench_cpu_s=bench_cpu,
+            broker_cpu_s=broker_cpu,
             peak_rss_mib=peak,
         )
     finally:
@@ -226,6 +240,13 @@ def report(r: Result, panels: int) -> None:
     print(
         f"lost: {r.lost}, seq gaps: {r.gaps}, duplicate deliveries: {r.duplicates}; "
         f"hub CPU {r.hub_cpu_s / r.total * 1e3:.2f} ms/event, peak RSS {r.peak_rss_mib:.0f} MiB"
+    )
+    per = 1e3 / r.total
+    busy = (r.hub_cpu_s + r.bench_cpu_s + r.broker_cpu_s) / r.hub_s
+    print(
+        f"CPU per event during the hub run: hub {r.hub_cpu_s * per:.3f} ms, panels + subscriber "
+        f"{r.bench_cpu_s * per:.3f} ms, broker {r.broker_cpu_s * per:.3f} ms; "
+        f"{busy:.2f} of {os.cpu_count()} cores busy"
     )
     print(f"hub / raw = {r.ratio:.1%} (goal ≥ {GOAL:.0%}, zero loss): {verdict(r.ok)}")
 
