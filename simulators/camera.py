@@ -50,7 +50,6 @@ from simulators.onvif_soap import (
     fault,
     find_local,
     format_datetime,
-    huge_prefix,
     malformed,
     padded,
     parse_duration,
@@ -59,6 +58,8 @@ from simulators.onvif_soap import (
     q,
     response,
     sub,
+    unterminated,
+    unterminated_size,
     wrong_namespace,
 )
 
@@ -554,10 +555,13 @@ class SimCamera:
             body = malformed(body)
         if "huge_body" in hostile:
             # The opening of a real answer, then one element whose text never ends: a camera
-            # (or whatever else answers on its port) streaming garbage until the limit.
-            head = huge_prefix(body) + b"<tds:Junk>"
-            body = head + b"A" * max(self.config.huge_body_bytes - len(head), 0)
-        elif "huge_answer" in hostile:
+            # (or whatever else answers on its port) streaming garbage until the limit. Sent
+            # in chunks with its length announced, so the simulator never holds it whole.
+            size = self.config.huge_body_bytes
+            headers = {**_SOAP_HEADERS, "Content-Length": str(unterminated_size(body, size))}
+            chunks = unterminated(body, size)
+            return web.Response(status=200, body=_stream(chunks), headers=headers)
+        if "huge_answer" in hostile:
             # A correct answer that is simply enormous: only a size limit can refuse it. It is
             # streamed without a length, so the client cannot tell its size in advance.
             chunks = padded(body, self.config.huge_body_bytes)

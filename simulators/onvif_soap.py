@@ -168,12 +168,31 @@ def padded(body: bytes, size: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
     marker = body.find(b"<s:Body>")
     at = marker + len(b"<s:Body>") if marker >= 0 else len(body)
     yield body[:at] + b"<!--"
-    left = max(size - len(body) - len(b"<!---->"), 0)
-    while left > 0:
-        n = min(chunk, left)
-        yield b"A" * n
-        left -= n
+    yield from _filler(size - len(body) - len(b"<!---->"), chunk)
     yield b"-->" + body[at:]
+
+
+def unterminated(body: bytes, size: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """The opening of a response up to its first body element, then one element whose text
+    never ends: ``max(size, opening)`` bytes in all (see :func:`unterminated_size`), in chunks."""
+    head = _unterminated_head(body)
+    yield head
+    yield from _filler(size - len(head), chunk)
+
+
+def unterminated_size(body: bytes, size: int) -> int:
+    return max(size, len(_unterminated_head(body)))
+
+
+def _unterminated_head(body: bytes) -> bytes:
+    return huge_prefix(body) + b"<tds:Junk>"
+
+
+def _filler(n: int, chunk: int) -> Iterator[bytes]:
+    while n > 0:
+        k = min(chunk, n)
+        yield b"A" * k
+        n -= k
 
 
 def huge_prefix(body: bytes) -> bytes:

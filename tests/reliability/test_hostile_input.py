@@ -841,6 +841,12 @@ async def test_hostile_onvif_answers_make_the_camera_degraded_with_a_clear_findi
             for _ in range(2):
                 await health.probe_now(cams)
             assert health.states()["cam-bad"] == "online"
+            # The first probes queue each camera's video check (threads, OpenCV). Run them to
+            # the end now: one finishing later would report on the camera as it was before
+            # the fault, and its memory would blur what is measured below.
+            async with asyncio.timeout(DEADLINE_S):
+                for cid in cams:
+                    await health.scheduler.run_now(f"video:{cid}")
             farm[0].set_faults([fault])
             await health.probe_now(cams)
             # One bad probe is not enough (debounce): still online, nothing stored.
@@ -861,8 +867,10 @@ async def test_hostile_onvif_answers_make_the_camera_degraded_with_a_clear_findi
             assert problem["message_zh"].startswith("ONVIF 应答")
             assert health.device("cam-good")["state"] == "online"  # the others are still probed
             if fault in HUGE_FAULTS:
-                # Each probe is sent 16 MiB; none of it may stay behind.
-                assert rss[-1] - rss[0] <= 64, f"RSS grew {rss[-1] - rss[0]:.0f} MiB"
+                # Each probe is sent 16 MiB (streamed by the simulator, so the measure is the
+                # hub's): less than one answer's worth may stay behind over four more. That
+                # the hub never holds one whole is shown in tests/onvif/test_answers.py.
+                assert rss[-1] - rss[0] <= 16, f"RSS grew {rss[-1] - rss[0]:.0f} MiB"
             # One degraded event with the finding and its fix, and alarms still flow.
             await hub.ingest(event())
             await police.wait_for(
