@@ -249,11 +249,15 @@ class HubProcess:
 
     def start(self) -> None:
         # BENCH_PROFILE=FILE runs the hub under cProfile (written when it stops).
+        # BENCH_TRACEMALLOC=DIR traces its allocations instead (see bench/tracemem.py).
         profile = os.environ.get("BENCH_PROFILE")
         prof = ["-m", "cProfile", "-o", profile] if profile else []
+        entry = ["-m", "hub.cli"]
+        if os.environ.get("BENCH_TRACEMALLOC"):
+            prof, entry = [], ["-m", "bench.tracemem", "--run-hub"]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, *prof, "-m", "hub.cli", "run", "--config", str(self.path)],
+                [sys.executable, *prof, *entry, "run", "--config", str(self.path)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

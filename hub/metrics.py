@@ -40,8 +40,11 @@ DEVICE_STATES: Final = ("online", "degraded", "offline", "unknown")
 COMPLIANCE_STATUSES: Final = ("pass", "fail", "unknown", "attested")
 PROBE_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RECEIPT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-_TRACKED_EVENTS: Final = 100_000
-"""Events stored but not yet published (or published, awaiting a receipt) remembered by id."""
+_TRACKED_EVENTS: Final = 10_000
+"""Events remembered by id per map (kind until published, publication until receipted, ids
+already counted as forwarded). Each map keeps the newest this many (~2 MB at most): a platform
+that sends no receipts would otherwise grow the publication map by one entry per event, and a
+receipt or a republication for an event 10 000 events ago is no longer worth timing."""
 
 
 class Metrics:

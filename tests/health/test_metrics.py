@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -131,3 +132,24 @@ async def test_scrape_after_a_scripted_scenario(broker: LocalMosquitto, tmp_path
             charted = set(re.findall(r"mallhub_[a-z_]+", dashboard))
             assert charted <= {name for name, _ in s}, charted - {name for name, _ in s}
         assert_no_violations(police)
+
+
+def test_per_event_maps_stay_bounded_when_no_receipt_ever_comes() -> None:
+    """A platform that never sends receipts must not grow the hub's memory per event."""
+    from datetime import UTC, datetime
+
+    from hub.metrics import _TRACKED_EVENTS, Metrics
+    from hub.store.writer import MarkPublished, StoredEvent, StoreEvent
+
+    m = Metrics()
+    total = _TRACKED_EVENTS + 500
+    now = datetime.now(UTC)
+    for i in range(total):
+        eid = f"ev-{i}"
+        stored = StoredEvent(eid, i + 1, "alarm.panic", "alarm", 1, "btn", now, {})
+        m.on_commit([(StoreEvent(cast(Any, None)), stored)])
+        m.on_commit([(MarkPublished([i], [eid], now), None)])
+    assert len(m._published) == _TRACKED_EVENTS  # the newest, awaiting a receipt
+    assert len(m._forwarded_seen) == _TRACKED_EVENTS
+    assert not m._kinds  # every kind was taken when its event was published
+    assert m.forwarded.labels("alarm.panic")._value.get() == total
