@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,21 @@ from sqlalchemy.engine import make_url
 from hub.broker import LocalMosquitto
 
 PG_ENV = "MALLHUB_TEST_DATABASE_URL"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Tests that run a CLI's ``main()`` get its logging set-up (a handler on the stderr that
+    pytest captured for that test); put the root logger back so later tests do not write to
+    a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
 
 
 @pytest.fixture
