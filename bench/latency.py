@@ -122,6 +122,7 @@ class LimitStore:
 @dataclass
 class Result:
     hub: list[float]
+    ack: list[float]
     limit: list[float]
     commit: list[float]
     mqtt: list[float]
@@ -134,6 +135,7 @@ class Result:
         out: list[list[object]] = []
         for name, samples in (
             ("hub: panel → hub (store, ACK) → broker → subscriber", self.hub),
+            ("  of which: press → ACK back at the panel", self.ack),
             ("limit: durable commit + paho QoS 1 publish → receive", self.limit),
             ("  of which: durable commit (SQLite WAL, FULL)", self.commit),
             ("  of which: paho QoS 1 publish → receive", self.mqtt),
@@ -151,6 +153,7 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         return {
             "hub_ms": summary_ms(self.hub),
+            "hub_press_to_ack_ms": summary_ms(self.ack),
             "limit_ms": summary_ms(self.limit),
             "commit_ms": summary_ms(self.commit),
             "mqtt_ms": summary_ms(self.mqtt),
@@ -197,16 +200,20 @@ async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> R
             StackFloor(workdir, config, fast=False) as general,
         ):
 
-            async def one_alarm(i: int, within: float = 10.0) -> float:
+            async def one_alarm(i: int, within: float = 10.0) -> tuple[float, float]:
+                """(press → arrival, press → ACK seen by the panel)."""
                 fut: asyncio.Future[Arrival] = loop.create_future()
                 waiting["hub"] = fut
+                acked = panel.acked
                 t0 = time.perf_counter()
                 panel.press(i % 8 + 1)
+                await panel.wait_acked(acked + 1, within)
+                t_ack = time.perf_counter()
                 arrival = await asyncio.wait_for(fut, within)
                 body = json.loads(arrival.payload)
                 if body["source"]["account"] != account(1):
                     raise RuntimeError(f"unexpected event {body['kind']}")
-                return arrival.at - t0
+                return arrival.at - t0, t_ack - t0
 
             async def one_limit() -> tuple[float, float, float]:
                 assert store is not None and pub is not None
@@ -226,14 +233,16 @@ async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> R
                 await one_limit()
                 await stack.commit()
                 await general.commit()
-            result = Result([], [], [], [], 0.0, 0.0, [], [])
+            result = Result([], [], [], [], [], 0.0, 0.0, [], [])
             cpu0 = hub.cpu_seconds()
             started = time.perf_counter()
             done = 0
             while done < alarms:
                 n = min(block, alarms - done)
                 for i in range(n):
-                    result.hub.append(await one_alarm(done + i))
+                    total_s, ack_s = await one_alarm(done + i)
+                    result.hub.append(total_s)
+                    result.ack.append(ack_s)
                 for _ in range(n):
                     total, commit, mqtt = await one_limit()
                     result.limit.append(total)
