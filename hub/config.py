@@ -412,6 +412,17 @@ class Health(Model):
     broadcast_interval_s: float = Field(default=60, gt=0)
     probe_timeout_s: float = Field(default=10, gt=0)
     concurrency: int = Field(default=32, ge=1, le=1024)
+    video_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        title="Video checks at once",
+        description=(
+            "Most cameras whose video is checked at the same time, apart from the "
+            "`concurrency` camera probes. Each check holds a stream open (about 10 MB) "
+            "and decodes frames on the hub's CPUs."
+        ),
+    )
     fail_threshold: int = Field(default=3, ge=1, description="Failures in a row to go offline.")
     recover_threshold: int = Field(default=2, ge=1, description="Successes to come back.")
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Fraction of the interval.")

@@ -3,14 +3,21 @@
 Snapshots use aiohttp with Basic or Digest authentication, whichever the camera asks
 for. Streams (HTTP MJPEG, RTSP) are read with OpenCV's FFmpeg backend in a worker thread,
 because ``VideoCapture.read`` blocks. Library errors become :mod:`adapters.errors`.
+
+Callers that only judge a picture at a small size pass ``max_width``: each frame is then
+shrunk in the worker thread as soon as it is decoded, so a burst holds a few small frames
+instead of several full-size ones (a 1280 x 720 BGR frame is 2.7 MB). ``executor`` bounds
+how many threads decode at once; without one, the event loop's default executor is used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -94,12 +101,24 @@ async def _body(resp: aiohttp.ClientResponse, url: str, device_id: str) -> bytes
     return bytes(data)
 
 
-def _decode(data: bytes) -> Frame | None:
+def shrink_to_width(frame: Frame, max_width: int | None) -> Frame:
+    """``frame`` averaged down (INTER_AREA) to ``max_width`` pixels wide, aspect kept.
+
+    Frames no wider than ``max_width`` (or any frame when it is None) are returned as they are.
+    """
+    h, w = frame.shape[:2]
+    if max_width is None or w <= max_width:
+        return frame
+    size = (max_width, max(1, round(h * max_width / w)))
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _decode(data: bytes, max_width: int | None = None) -> Frame | None:
     buf = np.frombuffer(data, np.uint8)
     if buf.size == 0:
         return None
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return None if img is None else np.asarray(img, np.uint8)
+    return None if img is None else shrink_to_width(np.asarray(img, np.uint8), max_width)
 
 
 async def fetch_snapshot(
@@ -143,8 +162,11 @@ async def grab_snapshot(
     password: str | None = None,
     timeout: float = 10.0,  # noqa: ASYNC109
     session: aiohttp.ClientSession | None = None,
+    max_width: int | None = None,
+    executor: Executor | None = None,
 ) -> Frame:
-    """Fetch one snapshot (JPEG or any image OpenCV reads) and return it as a BGR array.
+    """Fetch one snapshot (JPEG or any image OpenCV reads) and return it as a BGR array,
+    shrunk to ``max_width`` if it is wider.
 
     Errors as :func:`fetch_snapshot`, and ``ProtocolViolation`` when the answer is not an
     image.
@@ -158,7 +180,8 @@ async def grab_snapshot(
         timeout=timeout,
         session=session,
     )
-    frame = await asyncio.to_thread(_decode, data)
+    loop = asyncio.get_running_loop()
+    frame = await loop.run_in_executor(executor, _decode, data, max_width)
     if frame is None:
         raise ProtocolViolation(
             device_id, f"snapshot {where}: answer is not an image ({len(data)} bytes)"
@@ -174,7 +197,7 @@ class GrabResult:
     frames: list[Frame]
     timestamps: list[float]
     fps: float | None  # measured from arrival times; None with fewer than two frames
-    width: int
+    width: int  # of the stream, before any shrinking
     height: int
 
 
@@ -202,7 +225,8 @@ def _read_stream(
     open_timeout: float,
     read_timeout: float,
     stop: threading.Event,
-) -> tuple[list[Frame], list[float]]:
+    max_width: int | None,
+) -> tuple[list[Frame], list[float], tuple[int, int]]:
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(open_timeout * 1000),
@@ -215,17 +239,19 @@ def _read_stream(
             raise _StreamOpenFailed
         frames: list[Frame] = []
         times: list[float] = []
+        size = (0, 0)
         deadline = time.monotonic() + duration
         while len(frames) < n_frames and not stop.is_set():
             ok, img = cap.read()
             now = time.monotonic()
             if not ok or img is None:
                 break
-            frames.append(np.asarray(img, np.uint8))
+            size = (int(img.shape[1]), int(img.shape[0]))
+            frames.append(shrink_to_width(np.asarray(img, np.uint8), max_width))
             times.append(now)
             if now >= deadline:
                 break
-        return frames, times
+        return frames, times, size
     finally:
         cap.release()
 
@@ -240,11 +266,14 @@ async def grab_stream_frames(
     read_timeout: float = 5.0,
     username: str | None = None,
     password: str | None = None,
+    max_width: int | None = None,
+    executor: Executor | None = None,
 ) -> GrabResult:
     """Read up to ``n_frames`` frames, for at most about ``duration`` seconds, from a stream.
 
     ``url`` is anything OpenCV's FFmpeg backend opens (``rtsp://``, HTTP MJPEG). Credentials,
-    if given, are put into the URL, which is how FFmpeg takes them. Raises
+    if given, are put into the URL, which is how FFmpeg takes them. Frames wider than
+    ``max_width`` are shrunk as they are read (``width``/``height`` stay the stream's). Raises
     ``DeviceUnreachable`` when the stream cannot be opened or yields no frame, and when the
     whole grab overruns its time budget.
     """
@@ -258,9 +287,17 @@ async def grab_stream_frames(
         async with asyncio.timeout(budget):
             # The thread cannot be interrupted mid-read; on timeout or cancellation it is
             # told to stop and ends within one read timeout.
-            frames, times = await asyncio.to_thread(
-                _read_stream, full_url, n_frames, duration, open_timeout, read_timeout, stop
+            read = functools.partial(
+                _read_stream,
+                full_url,
+                n_frames,
+                duration,
+                open_timeout,
+                read_timeout,
+                stop,
+                max_width,
             )
+            frames, times, (w, h) = await asyncio.get_running_loop().run_in_executor(executor, read)
     except _StreamOpenFailed as exc:
         raise DeviceUnreachable(device_id, f"stream {where}: cannot open") from exc
     except TimeoutError as exc:
@@ -271,7 +308,6 @@ async def grab_stream_frames(
         stop.set()
     if not frames:
         raise DeviceUnreachable(device_id, f"stream {where}: opened but no frame read")
-    h, w = frames[0].shape[:2]
     logger.debug("%s: stream %s gave %d frames", device_id, where, len(frames))
     return GrabResult(frames=frames, timestamps=times, fps=_measured_fps(times), width=w, height=h)
 

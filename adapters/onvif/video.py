@@ -204,12 +204,27 @@ def _work_size(width: int, height: int) -> tuple[int, int]:
     return w, h
 
 
-def _prepare(frame: Frame, size: tuple[int, int]) -> _Prepared:
+def shrink(frame: Frame, size: tuple[int, int]) -> Frame:
+    """``frame`` as 3-channel BGR at ``size`` (width, height), averaged down (INTER_AREA).
+
+    A frame already at ``size`` is returned as a copy, so frames shrunk to the working size
+    as soon as they are read give exactly the measurements of the full-size frames.
+    """
     if frame.ndim == 2:
         frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), np.uint8)
     elif frame.shape[2] == 4:
         frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), np.uint8)
-    small = np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _grey(frame: Frame, size: tuple[int, int]) -> NDArray[np.uint8]:
+    # Exactly the grey picture _prepare makes, without its measurements: the frozen check
+    # needs nothing else from the earlier frames of a burst.
+    return np.asarray(cv2.cvtColor(shrink(frame, size), cv2.COLOR_BGR2GRAY), np.uint8)
+
+
+def _prepare(frame: Frame, size: tuple[int, int]) -> _Prepared:
+    small = shrink(frame, size)
     grey = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
     tiny_size = (TINY_WIDTH, max(4, round(size[1] * TINY_WIDTH / size[0])))
     tiny = np.asarray(cv2.resize(small, tiny_size, interpolation=cv2.INTER_AREA), np.uint8)
@@ -455,15 +470,15 @@ def _check_covered(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
     return _finding("covered", lost, th.covered_area, "max", details=details)
 
 
-def _check_frozen(history: Sequence[_Prepared], base: Baseline, th: Thresholds) -> Finding:
+def _check_frozen(greys: Sequence[NDArray[np.uint8]], base: Baseline, th: Thresholds) -> Finding:
     limit = th.frozen_change
     if not math.isnan(base.activity):
         # A camera whose good picture barely changes (still scene, strong noise filter)
         # gets a lower bar, but never below what a burned-in clock alone changes.
         limit = min(limit, max(0.0015, 0.25 * base.activity))
-    if len(history) < 2:
+    if len(greys) < 2:
         return _finding("frozen", 1.0, limit, "min", evaluated=False)
-    changes = [_changed_fraction(a.grey, b.grey) for a, b in itertools.pairwise(history)]
+    changes = [_changed_fraction(a, b) for a, b in itertools.pairwise(greys)]
     # The median ignores one odd pair, such as a key-frame refresh of a stuck stream.
     score = float(np.median(changes))
     return _finding("frozen", score, limit, "min", details={"pairs": float(len(changes))})
@@ -584,13 +599,15 @@ def _no_signal() -> list[Finding]:
     return out
 
 
-def _run(history: Sequence[_Prepared], base: Baseline, th: Thresholds) -> list[Finding]:
-    p = history[-1]
+def _run(
+    p: _Prepared, earlier: Sequence[NDArray[np.uint8]], base: Baseline, th: Thresholds
+) -> list[Finding]:
+    """Every check on ``p``; ``earlier`` are the grey pictures of the frames before it."""
     findings = [
         _check_signal_loss(p, base, th),
         _check_black(p, base, th),
         _check_covered(p, base, th),
-        _check_frozen(history, base, th),
+        _check_frozen([*earlier, p.grey], base, th),
         _check_dark(p, base, th),
         _check_bright(p, base, th),
         _check_blur(p, base, th),
@@ -616,9 +633,8 @@ def check_frame(
     if frame is None:
         return _no_signal()
     size = (baseline.width, baseline.height)
-    history = [_prepare(f, size) for f in previous_frames]
-    history.append(_prepare(frame, size))
-    return _run(history, baseline, th)
+    earlier = [_grey(f, size) for f in previous_frames]
+    return _run(_prepare(frame, size), earlier, baseline, th)
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,12 +667,13 @@ class VideoChecker:
             raise ValueError("window must hold at least two frames")
         self.baseline = baseline
         self.thresholds = thresholds or Thresholds()
-        self._history: deque[_Prepared] = deque(maxlen=window)
+        # Only the grey pictures of earlier frames are kept: the frozen check needs no more.
+        self._greys: deque[NDArray[np.uint8]] = deque(maxlen=window)
         self._times: deque[float] = deque(maxlen=window)
 
     def reset(self) -> None:
         """Forget the window, e.g. after a reconnect."""
-        self._history.clear()
+        self._greys.clear()
         self._times.clear()
 
     def add(self, frame: Frame | None, timestamp: float | None = None) -> VideoReport:
@@ -665,11 +682,15 @@ class VideoChecker:
             self.reset()
             return VideoReport(findings=_no_signal(), frames=0, fps=None)
         size = (self.baseline.width, self.baseline.height)
-        self._history.append(_prepare(frame, size))
+        p = _prepare(frame, size)
+        earlier = list(self._greys)
+        if len(earlier) == self._greys.maxlen:
+            del earlier[0]  # the oldest leaves the window with this frame
+        self._greys.append(p.grey)
         if timestamp is not None:
             self._times.append(timestamp)
-        findings = _run(list(self._history), self.baseline, self.thresholds)
-        return VideoReport(findings=findings, frames=len(self._history), fps=self._fps())
+        findings = _run(p, earlier, self.baseline, self.thresholds)
+        return VideoReport(findings=findings, frames=len(self._greys), fps=self._fps())
 
     def check_series(
         self, frames: Sequence[Frame], timestamps: Sequence[float] | None = None
@@ -684,7 +705,7 @@ class VideoChecker:
         size = (self.baseline.width, self.baseline.height)
         for i, frame in enumerate(frames):
             if i < len(frames) - 1:
-                self._history.append(_prepare(frame, size))
+                self._greys.append(_grey(frame, size))
                 if timestamps is not None:
                     self._times.append(timestamps[i])
             else:

@@ -1,8 +1,11 @@
 """Runs jobs at intervals with jitter and bounded concurrency.
 
 Each job runs again ``interval × (1 ± jitter)`` after its previous run *finished*, so a slow
-device never has two probes in flight. At most ``concurrency`` jobs run at once; the rest
-wait in due order. Every run is bounded by its job's ``budget`` (the per-probe timeout).
+device never has two probes in flight. Each job belongs to a pool: at most ``concurrency``
+jobs of the main pool run at once, and at most ``pools[name]`` of another; the rest wait in
+due order without holding up jobs of other pools (video checks, which are heavy, have a
+pool of their own so they cannot crowd out the camera probes). Every run is bounded by its
+job's ``budget`` (the per-probe timeout).
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ import heapq
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 log = logging.getLogger(__name__)
+
+MAIN_POOL: Final = "main"
 
 
 @dataclass(slots=True)
@@ -26,6 +33,8 @@ class Job:
     run: Callable[[], Awaitable[None]]
     budget: float
     """Seconds a run may take before it is cancelled."""
+    pool: str = MAIN_POOL
+    """Which concurrency limit the job counts against."""
     generation: int = 0
     running: bool = False
     again: bool = False
@@ -38,12 +47,24 @@ class Scheduler:
     """``async with Scheduler(...)``: jobs run until the context exits."""
 
     def __init__(
-        self, *, concurrency: int, jitter: float, rng: random.Random | None = None
+        self,
+        *,
+        concurrency: int,
+        jitter: float,
+        rng: random.Random | None = None,
+        pools: Mapping[str, int] | None = None,
     ) -> None:
         self.jobs: dict[str, Job] = {}
         self.jitter = jitter
         self._rng = rng or random.Random()
-        self._sem = asyncio.Semaphore(concurrency)
+        limits = {MAIN_POOL: concurrency, **(pools or {})}
+        if min(limits.values()) < 1:
+            raise ValueError("every pool needs room for at least one job")
+        self._free = dict(limits)
+        """Pool → runs it can still start."""
+        self._parked: dict[str, deque[tuple[str, int]]] = {p: deque() for p in limits}
+        """Pool → (key, generation) of due jobs waiting for room, in due order."""
+        self._closing = False
         self._heap: list[tuple[float, int, str, int]] = []
         self._tie = itertools.count()
         self._wake = asyncio.Event()
@@ -62,6 +83,7 @@ class Scheduler:
 
     async def __aexit__(self, *exc: object) -> None:
         # Cancel the loop and every probe in flight, then wait for them to end.
+        self._closing = True  # runs that end now start no parked job
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -70,6 +92,8 @@ class Scheduler:
 
     def add(self, job: Job, first_in: float | None = None) -> None:
         """Add a job; its first run is spread over ``[0, interval × jitter]`` unless given."""
+        if job.pool not in self._free:
+            raise ValueError(f"{job.key}: no pool {job.pool!r}")
         self.jobs[job.key] = job
         delay = (
             first_in if first_in is not None else self._rng.uniform(0, job.interval * self.jitter)
@@ -111,18 +135,24 @@ class Scheduler:
             now = loop.time()
             while self._heap and self._heap[0][0] <= now:
                 _, _, key, generation = heapq.heappop(self._heap)
-                job = self.jobs.get(key)
-                if job is None or generation != job.generation or job.running:
-                    continue  # superseded by run_soon, or already running
-                await self._sem.acquire()
-                job.running = True
-                assert self._tg is not None
-                self._track(self._tg.create_task(self._run(job), name=f"probe:{key}"))
-                now = loop.time()
+                self._start(key, generation)
             wait = self._heap[0][0] - now if self._heap else None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+
+    def _start(self, key: str, generation: int) -> None:
+        """Start a due run, or park it until its pool has room."""
+        job = self.jobs.get(key)
+        if job is None or generation != job.generation or job.running or self._closing:
+            return  # superseded by run_soon, already running, or shutting down
+        if self._free[job.pool] <= 0:
+            self._parked[job.pool].append((key, generation))
+            return
+        self._free[job.pool] -= 1
+        job.running = True
+        assert self._tg is not None
+        self._track(self._tg.create_task(self._run(job), name=f"probe:{key}"))
 
     async def _run(self, job: Job) -> None:
         try:
@@ -135,10 +165,13 @@ class Scheduler:
             job.failures += 1
             log.exception("%s: probe failed", job.key)
         finally:
-            self._sem.release()
+            self._free[job.pool] += 1
             job.runs += 1
             job.running = False
             job.done.set()
             job.generation += 1
             self._push(job, 0.0 if job.again else self._next_delay(job))
             job.again = False
+            parked = self._parked[job.pool]
+            while parked and self._free[job.pool] > 0 and not self._closing:
+                self._start(*parked.popleft())

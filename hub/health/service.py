@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 POLICE_LINK_ID: Final = "police-link"
 MAINTENANCE_EVERY_S: Final = 3600.0
 STATES: Final[tuple[State, ...]] = ("online", "degraded", "offline", "unknown")
+VIDEO_POOL: Final = "video"
 
 
 @dataclass(slots=True)
@@ -95,7 +97,15 @@ class HealthService:
         self._panels: dict[str, AlarmPanel] = {}
         self._broadcast: dict[str, tuple[BroadcastController, BroadcastDriver]] = {}
         self._stack = AsyncExitStack()
-        self.scheduler = Scheduler(concurrency=self.health.concurrency, jitter=self.health.jitter)
+        self.scheduler = Scheduler(
+            concurrency=self.health.concurrency,
+            jitter=self.health.jitter,
+            pools={VIDEO_POOL: self.health.video_concurrency},
+        )
+        # Video checks block in stream reads and OpenCV: one thread per check in flight.
+        self._video_threads = ThreadPoolExecutor(
+            self.health.video_concurrency, thread_name_prefix="video-check"
+        )
         self._maintenance_mark: datetime | None = None
         self.state_changed = asyncio.Condition()
         self._police_fails = 0
@@ -106,6 +116,8 @@ class HealthService:
 
     async def __aenter__(self) -> Self:
         stack = self._stack
+        # A read still in flight was told to stop and ends within its read timeout.
+        stack.callback(self._video_threads.shutdown, wait=False, cancel_futures=True)
         try:
             await self._load()
             shared: Mapping[str, OnvifCamera] = self.hub.parts.get("cameras") or {}
@@ -185,7 +197,13 @@ class HealthService:
         for cid in self._cameras:
             sched.add(Job(f"camera:{cid}", h.camera_interval_s, self._job_camera(cid), budget))
             sched.add(
-                Job(f"video:{cid}", h.video_interval_s, self._job_video(cid), video_budget + 5),
+                Job(
+                    f"video:{cid}",
+                    h.video_interval_s,
+                    self._job_video(cid),
+                    video_budget + 5,
+                    pool=VIDEO_POOL,
+                ),
                 first_in=h.video_interval_s,  # the first runs as soon as the camera answers
             )
         for pid in self._panels:
@@ -313,6 +331,7 @@ class HealthService:
             probe.stream_uri,
             probe.snapshot_uri,
             within=3 * self.health.probe_timeout_s,
+            executor=self._video_threads,
         )
         if outcome.learned is not None:
             data = await asyncio.to_thread(outcome.learned.to_bytes)

@@ -1,7 +1,11 @@
 """Video checks for the health system: grab frames, judge them, learn a baseline.
 
 A camera's frames come from its RTSP stream, else its HTTP (MJPEG) stream, else a few
-snapshots; the source that worked last time is tried first. The picture is judged against
+snapshots. A source that fails is tried last for the next ``SOURCE_RETRY_CHECKS`` checks,
+then first again, so a camera whose RTSP port is closed does not pay an RTSP open timeout on
+every check, and one that went to snapshots after a passing stream fault comes back to the
+stream (only a stream measures the frame rate). Frames are shrunk to the checks' working
+width as they are read, in the caller's bounded executor. The picture is judged against
 the camera's stored baseline. A camera without one is first *screened* with absolute limits
 (no signal, black, covered, frozen); only a picture that passes the screen becomes its
 baseline, so a camera installed with its lens cap on does not learn the cap as normal.
@@ -10,9 +14,11 @@ baseline, so a camera installed with its lens cap on does not learn the cap as n
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,7 +28,7 @@ from numpy.typing import NDArray
 from adapters.errors import AdapterError
 from adapters.onvif.driver import OnvifCamera
 from adapters.onvif.grab import grab_snapshot, grab_stream_frames
-from adapters.onvif.video import Baseline, Finding, VideoChecker, learn_baseline
+from adapters.onvif.video import WORK_WIDTH, Baseline, Finding, VideoChecker, learn_baseline
 from hub.health.results import Problem
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,11 @@ Frame = NDArray[np.uint8]
 FRAMES: Final = 8
 GRAB_SECONDS: Final = 2.0
 SNAPSHOTS: Final = 3
+SOURCES: Final = ("rtsp", "http", "snapshot")
+"""Frame sources, best first: a stream shows the frame rate, snapshots do not."""
+SOURCE_RETRY_CHECKS: Final = 12
+"""A source that failed is tried last for this many checks (an hour at the default video
+interval), then first again."""
 
 # Absolute limits for a picture with no baseline yet (measured on working-size grey frames).
 SCREEN_CARD: Final = 0.5  # a uniform coloured "no video" card covers more than this
@@ -139,7 +150,7 @@ class VideoOutcome:
 
 @dataclass(slots=True)
 class VideoProbe:
-    """Video checks of one camera; keeps its baseline and the frame source that worked."""
+    """Video checks of one camera; keeps its baseline and which frame sources failed."""
 
     device_id: str
     username: str | None
@@ -147,7 +158,10 @@ class VideoProbe:
     baseline: Baseline | None = None
     learn: bool = True
     """Learn a baseline from a picture that passes the screen (the service does, check not)."""
-    preferred: str | None = None
+    failed: dict[str, int] = field(default_factory=dict)
+    """Source → checks left during which it is tried only after the others."""
+    http_uri: tuple[tuple[str, str | None], str] | None = None
+    """((profile token, RTSP URI), HTTP stream URI): asked once, not on every check."""
 
     async def run(
         self,
@@ -157,46 +171,63 @@ class VideoProbe:
         snapshot_uri: str | None,
         *,
         within: float,
+        executor: Executor | None = None,
     ) -> VideoOutcome:
-        """Grab frames and judge them; never raises ``AdapterError`` (it is in ``error``)."""
+        """Grab frames and judge them; never raises ``AdapterError`` (it is in ``error``).
+
+        Blocking work (stream reads, decoding, the checks) runs in ``executor`` (the event
+        loop's default one if None).
+        """
         deadline = time.monotonic() + within
         frames: list[Frame] = []
         times: list[float] = []
         fps: float | None = None
         errors: list[str] = []
         source: str | None = None
-        for name in self._order(rtsp_uri, snapshot_uri):
+        order = self._order(rtsp_uri, snapshot_uri)
+        self.failed = {n: left - 1 for n, left in self.failed.items() if left > 1}
+        for name in order:
             left = deadline - time.monotonic()
             if left <= 0.5:
                 errors.append(f"{name}: no time left")
                 break
             try:
                 frames, times, fps = await self._grab(
-                    name, camera, profile_token, rtsp_uri, snapshot_uri, left
+                    name, camera, profile_token, rtsp_uri, snapshot_uri, left, executor
                 )
             except AdapterError as exc:
                 errors.append(f"{name}: {exc.message}")
+                self._failed(name)
                 continue
             if frames:
                 source = name
+                self.failed.pop(name, None)
                 break
+            self._failed(name)
         if not frames:
             reason = "; ".join(errors) or "no frame source"
             return VideoOutcome(no_signal_findings(reason), error=reason)
-        self.preferred = source
-        return await asyncio.to_thread(self._judge, frames, times, fps, source)
+        judge = functools.partial(self._judge, frames, times, fps, source)
+        return await asyncio.get_running_loop().run_in_executor(executor, judge)
 
     def _order(self, rtsp_uri: str | None, snapshot_uri: str | None) -> list[str]:
-        names = []
-        if rtsp_uri:
-            names.append("rtsp")
-        names.append("http")
-        if snapshot_uri:
-            names.append("snapshot")
-        if self.preferred in names:
-            names.remove(self.preferred)
-            names.insert(0, self.preferred)
-        return names
+        offered = {"rtsp": bool(rtsp_uri), "http": True, "snapshot": bool(snapshot_uri)}
+        names = [n for n in SOURCES if offered[n]]
+        # Sources that failed lately go last: still tried when every other one fails.
+        return [n for n in names if n not in self.failed] + [n for n in names if n in self.failed]
+
+    def _failed(self, name: str) -> None:
+        self.failed[name] = SOURCE_RETRY_CHECKS
+        if name == "http":
+            self.http_uri = None  # ask again: the camera may have changed it
+
+    async def _stream_uri(
+        self, camera: OnvifCamera, profile_token: str, rtsp_uri: str | None
+    ) -> str:
+        key = (profile_token, rtsp_uri)
+        if self.http_uri is None or self.http_uri[0] != key:
+            self.http_uri = (key, await camera.get_stream_uri(profile_token, protocol="HTTP"))
+        return self.http_uri[1]
 
     async def _grab(
         self,
@@ -206,6 +237,7 @@ class VideoProbe:
         rtsp_uri: str | None,
         snapshot_uri: str | None,
         left: float,
+        executor: Executor | None,
     ) -> tuple[list[Frame], list[float], float | None]:
         open_timeout = max(0.5, min(5.0, left / 3))
         if name == "snapshot":
@@ -218,6 +250,8 @@ class VideoProbe:
                     username=self.username,
                     password=self.password,
                     timeout=open_timeout,
+                    max_width=WORK_WIDTH,
+                    executor=executor,
                 )
                 frames.append(frame)
                 times.append(time.monotonic())
@@ -228,7 +262,7 @@ class VideoProbe:
         else:
             if profile_token is None:
                 return [], [], None
-            uri = await camera.get_stream_uri(profile_token, protocol="HTTP")
+            uri = await self._stream_uri(camera, profile_token, rtsp_uri)
         duration = max(0.2, min(GRAB_SECONDS, left - open_timeout - 1.0))
         result = await grab_stream_frames(
             uri,
@@ -239,6 +273,10 @@ class VideoProbe:
             read_timeout=open_timeout,
             username=self.username,
             password=self.password,
+            # The checks look at WORK_WIDTH-wide pictures; shrinking as frames are read
+            # keeps a burst to a few hundred kB instead of 2.7 MB per 1280 x 720 frame.
+            max_width=WORK_WIDTH,
+            executor=executor,
         )
         return result.frames, result.timestamps, result.fps
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from hub.health.scheduler import Job, Scheduler
 from tests.support.wait import wait_until
 
@@ -61,3 +63,52 @@ async def test_run_now_runs_at_once_and_waits() -> None:
         async with asyncio.timeout(5):
             await s.run_now("j")
         assert calls == 1
+
+
+async def test_a_full_pool_holds_back_only_its_own_jobs() -> None:
+    gate = asyncio.Event()
+    running = {"video": 0, "main": 0}
+    peak = {"video": 0, "main": 0}
+    done: list[str] = []
+
+    def job(key: str, pool: str) -> Job:
+        async def run() -> None:
+            running[pool] += 1
+            peak[pool] = max(peak[pool], running[pool])
+            try:
+                if pool == "video":
+                    await gate.wait()
+                else:
+                    await asyncio.sleep(0)
+            finally:
+                running[pool] -= 1
+            done.append(key)
+
+        return Job(key, 3600, run, budget=30, pool=pool)
+
+    async with Scheduler(concurrency=3, jitter=0, pools={"video": 2}) as s:
+        # Video jobs are due first and fill their pool; the rest of them wait, and the
+        # camera probes behind them in due order still run.
+        for i in range(5):
+            s.add(job(f"video:{i}", "video"), first_in=0)
+        for i in range(6):
+            s.add(job(f"camera:{i}", "main"), first_in=0)
+        await wait_until(lambda: sum(k.startswith("camera:") for k in done) == 6)
+        assert running["video"] == 2 and not any(k.startswith("video:") for k in done)
+        async with asyncio.timeout(5):
+            await s.run_now("camera:0")  # the main pool is not held up either
+        gate.set()
+        await wait_until(lambda: sum(k.startswith("video:") for k in done) == 5)
+    assert peak["video"] == 2 and peak["main"] <= 3
+
+
+def test_a_job_must_name_a_known_pool() -> None:
+    s = Scheduler(concurrency=1, jitter=0, pools={"video": 1})
+    with pytest.raises(ValueError, match="no pool"):
+        s.add(Job("x", 1, _nothing, budget=1, pool="other"))
+    with pytest.raises(ValueError, match="at least one"):
+        Scheduler(concurrency=1, jitter=0, pools={"video": 0})
+
+
+async def _nothing() -> None:
+    return None

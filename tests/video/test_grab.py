@@ -9,6 +9,7 @@ import re
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from adapters.errors import AuthFailed, DeviceUnreachable, ProtocolViolation
-from adapters.onvif.grab import GrabResult, grab_snapshot, grab_stream_frames
-from adapters.onvif.video import VideoChecker, faults, learn_baseline
+from adapters.onvif.grab import GrabResult, grab_snapshot, grab_stream_frames, shrink_to_width
+from adapters.onvif.video import WORK_WIDTH, VideoChecker, faults, learn_baseline
 from simulators.scene import Scene
 
 USER, PASSWORD = "admin", "s3cret:pass"
@@ -260,3 +261,43 @@ async def test_stream_refused() -> None:
     url = f"http://127.0.0.1:{closed_port()}/video.mjpg"
     with pytest.raises(DeviceUnreachable):
         await grab_stream_frames(url, device_id="cam-9", n_frames=2, open_timeout=2.0)
+
+
+async def test_frames_shrunk_as_read_give_the_same_findings(camera: FakeCamera) -> None:
+    # A burst holds small frames when max_width is given; the checks, which look at
+    # WORK_WIDTH-wide pictures anyway, must not see any difference.
+    full = await grab_stream_frames(camera.url("/video.mjpg"), device_id="cam-3", n_frames=4)
+    small = [shrink_to_width(f, WORK_WIDTH) for f in full.frames]
+    assert all(f.shape == (180, WORK_WIDTH, 3) for f in small)
+    base_full = await asyncio.to_thread(learn_baseline, full.frames)
+    base_small = await asyncio.to_thread(learn_baseline, small)
+    assert np.array_equal(base_full.reference, base_small.reference)
+    assert base_full.stats == base_small.stats
+    camera.scene.faults.add("dark")
+    bad = await grab_stream_frames(camera.url("/video.mjpg"), device_id="cam-3", n_frames=4)
+    report_full = VideoChecker(base_full).check_series(bad.frames)
+    report_small = VideoChecker(base_full).check_series(
+        [shrink_to_width(f, WORK_WIDTH) for f in bad.frames]
+    )
+    assert report_full.findings == report_small.findings
+    assert {f.check for f in faults(report_small.findings)} == {"dark"}
+
+
+async def test_stream_and_snapshot_frames_shrunk_to_max_width(camera: FakeCamera) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        result = await grab_stream_frames(
+            camera.url("/video.mjpg"),
+            device_id="cam-3",
+            n_frames=3,
+            max_width=WORK_WIDTH,
+            executor=pool,
+        )
+        snap = await grab_snapshot(
+            camera.url("/snapshot.jpg"), device_id="cam-3", max_width=160, executor=pool
+        )
+    # The size reported is the stream's; the frames held are small.
+    assert (result.width, result.height) == (640, 360)
+    assert [f.shape for f in result.frames] == [(180, WORK_WIDTH, 3)] * 3
+    assert snap.shape == (90, 160, 3)
+    narrow = np.zeros((100, 200, 3), np.uint8)
+    assert shrink_to_width(narrow, WORK_WIDTH) is narrow  # never enlarged
