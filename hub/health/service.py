@@ -337,11 +337,17 @@ class HealthService:
             data = await asyncio.to_thread(outcome.learned.to_bytes)
             await self.hub.submit(SaveBaseline(cid, data))
             log.info("%s: learned the video baseline from %d frames", cid, outcome.frames)
+        latest = cam.last_probe
+        if latest is None or latest.error is not None:
+            # The camera failed a probe while its picture was being looked at. That failure
+            # is the news: a result built from the earlier, good probe would count as an
+            # answer and reset the failure debounce. The picture is looked at again later.
+            return
         cam.last_video = outcome
         cam.video_stale = False
         if self.metrics is not None:
             self.metrics.set_video_findings(cid, outcome.findings)
-        result = camera_result(probe, cam.cfg, self.config.compliance, now_utc(), outcome)
+        result = camera_result(latest, cam.cfg, self.config.compliance, now_utc(), outcome)
         result.latency_s = None  # a video check's duration is not the camera's latency
         self._subscription_finding(cid, result)
         await self.apply(result, device_type_label="camera_video")

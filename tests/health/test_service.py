@@ -220,3 +220,50 @@ async def test_state_survives_a_restart_and_probes_are_bounded(
         async with hub.engine.connect() as c:
             n = len((await c.execute(select(Probe.id))).all())
         assert n >= 3  # recent probes are kept in full
+
+
+async def test_a_video_check_that_ends_after_a_failed_probe_does_not_reset_the_debounce(
+    broker: LocalMosquitto,
+    tmp_path: Path,
+    farm: CameraFarm,
+    password: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from hub.health.video import VideoProbe
+
+    cfg = make_site(
+        broker_url=broker.url,
+        data_dir=tmp_path,
+        cameras=[camera_entry(CAM, farm[0], password)],
+        health=health(**MANUAL),
+    )
+    async with Hub(cfg) as hub:
+        h = svc(hub)
+        await h.probe_now([CAM])
+        await h.probe_now([CAM])
+        assert h.machines[CAM].state == "online"
+
+        looking = asyncio.Event()
+        release = asyncio.Event()
+        real_run = VideoProbe.run
+
+        async def slow_run(self: VideoProbe, *args: Any, **kwargs: Any) -> Any:
+            outcome = await real_run(self, *args, **kwargs)
+            looking.set()
+            await release.wait()  # the picture was fine, but the answer is late
+            return outcome
+
+        monkeypatch.setattr(VideoProbe, "run", slow_run)
+        video = asyncio.create_task(h._video_camera(CAM))
+        await asyncio.wait_for(looking.wait(), 30)
+        farm[0].set_faults(["offline"])
+        await h.probe_now([CAM])
+        assert h.machines[CAM].fail_count == 1
+        release.set()
+        await asyncio.wait_for(video, 30)
+        # The late "picture ok" is not an answer from the camera as it is now.
+        assert h.machines[CAM].fail_count == 1
+        await h.probe_now([CAM])
+        assert h.machines[CAM].fail_count == 2
