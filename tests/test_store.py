@@ -37,6 +37,20 @@ def press(zone_device: str = "btn-gate-1", key: str | None = None) -> DeviceEven
 StoreFixture = tuple[SiteConfig, AsyncEngine, StoreWriter, Ingest]
 
 
+SqliteFile = tuple[SiteConfig, AsyncEngine]
+
+
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> AsyncIterator[SqliteFile]:
+    """A migrated SQLite file store (where the writer's fast path applies) and its site."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
+    engine = create_engine(url)
+    await upgrade(engine)
+    yield cfg, engine
+    await engine.dispose()
+
+
 @pytest.fixture(params=["fast", "general"])
 async def store(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
@@ -127,11 +141,8 @@ async def test_writer_restart_continues_seq_and_chain(database_url: str, tmp_pat
     await engine.dispose()
 
 
-async def test_failed_commit_raises_and_nothing_is_half_stored(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
-    engine = create_engine(url)
-    await upgrade(engine)
+async def test_failed_commit_raises_and_nothing_is_half_stored(sqlite_file: SqliteFile) -> None:
+    cfg, engine = sqlite_file
     async with StoreWriter(engine) as writer:
         ingest = Ingest(cfg, SiteIndex(cfg), writer)
         await ingest.ingest(press())
@@ -153,7 +164,6 @@ async def test_failed_commit_raises_and_nothing_is_half_stored(tmp_path: Path) -
         assert writer.healthy
     async with engine.connect() as c:
         assert (await c.execute(select(func.count()).select_from(Event))).scalar() == 2
-    await engine.dispose()
 
 
 async def test_delivered_outbox_rows_are_pruned_but_events_stay(store: StoreFixture) -> None:
@@ -225,14 +235,11 @@ async def test_bad_values_in_an_operation_are_its_error_not_a_store_failure(
 
 
 async def test_alarms_and_marks_take_the_fast_path_other_writes_the_general_one(
-    tmp_path: Path,
+    sqlite_file: SqliteFile,
 ) -> None:
     from hub.store.writer import Audit, MarkPublished
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
-    engine = create_engine(url)
-    await upgrade(engine)
+    cfg, engine = sqlite_file
     async with StoreWriter(engine) as writer:
         ingest = Ingest(cfg, SiteIndex(cfg), writer)
         a = await ingest.ingest(press())
@@ -242,7 +249,6 @@ async def test_alarms_and_marks_take_the_fast_path_other_writes_the_general_one(
         await writer.submit(Audit("operator", "record.added", "r1"))
         assert writer.fast_commits == 2 and writer.commits == 3
     assert (await verify_chain(engine)).ok
-    await engine.dispose()
 
 
 async def test_both_writer_paths_write_the_same_rows_and_read_each_others(
@@ -314,13 +320,12 @@ async def test_both_writer_paths_write_the_same_rows_and_read_each_others(
                 assert len(r[0][col]) == len(r[1][col]) == 26
 
 
-async def test_a_mixed_batch_commits_in_runs_and_keeps_the_queue_order(tmp_path: Path) -> None:
+async def test_a_mixed_batch_commits_in_runs_and_keeps_the_queue_order(
+    sqlite_file: SqliteFile,
+) -> None:
     from hub.store.writer import Audit
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    cfg = make_site(broker_url="mqtt://127.0.0.1:1", data_dir=tmp_path, database_url=url)
-    engine = create_engine(url)
-    await upgrade(engine)
+    cfg, engine = sqlite_file
     async with StoreWriter(engine) as writer:
         ingest = Ingest(cfg, SiteIndex(cfg), writer)
         # Queued together, so the writer takes them as one batch.
@@ -335,4 +340,3 @@ async def test_a_mixed_batch_commits_in_runs_and_keeps_the_queue_order(tmp_path:
         actions = list((await c.execute(select(AuditLog.action).order_by(AuditLog.id))).scalars())
     assert actions == ["event.stored", "event.stored", "record.added", "event.stored"]
     assert (await verify_chain(engine)).ok
-    await engine.dispose()

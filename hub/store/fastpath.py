@@ -283,17 +283,23 @@ class SqliteFastPath:
     @staticmethod
     def _mark_published(cur: sqlite3.Cursor, op: MarkPublished, now: datetime) -> None:
         at = _dt(op.at or now)
-        for part in _chunks(list(op.outbox_ids)):
-            marks = ", ".join("?" for _ in part)
-            cur.execute(
-                "UPDATE outbox SET published_at = ?, publish_count = publish_count + 1"
-                f" WHERE id IN ({marks})",
-                (at, *part),
-            )
-        for part in _chunks(list(op.event_ids)):
-            marks = ", ".join("?" for _ in part)
-            cur.execute(
-                "UPDATE events SET first_published_at = ?"
-                f" WHERE event_id IN ({marks}) AND first_published_at IS NULL",
-                (at, *part),
-            )
+        _update_in(
+            cur,
+            "UPDATE outbox SET published_at = ?, publish_count = publish_count + 1 WHERE id IN",
+            at,
+            op.outbox_ids,
+        )
+        _update_in(
+            cur,
+            "UPDATE events SET first_published_at = ?"
+            " WHERE first_published_at IS NULL AND event_id IN",
+            at,
+            op.event_ids,
+        )
+
+
+def _update_in(cur: sqlite3.Cursor, head: str, value: Any, keys: Sequence[Any]) -> None:
+    """``{head} (?, …)`` with ``value`` as the first parameter, in chunks of keys."""
+    for part in _chunks(list(keys)):
+        marks = ", ".join("?" for _ in part)
+        cur.execute(f"{head} ({marks})", (value, *part))
