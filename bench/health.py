@@ -1,7 +1,11 @@
 """Health-check scale: one full probe cycle over N simulated cameras, and peak memory.
 
 The cameras run in their own process (``python -m simulators.cli camera --count N``), so this
-process holds only the hub side. The hub's ``HealthService`` (inside a real ``Hub`` with its
+process holds only the hub side. They serve a loop of ``--jpeg-loop`` frames encoded once, as
+a camera's hardware encoder costs the host nothing (``--jpeg-loop 0`` renders and encodes
+every frame served, which takes the simulator ~30 ms of CPU per camera per check on the
+cores the hub is measured on). Each cycle reports the CPU seconds of the hub (this process)
+and of the simulator. The hub's ``HealthService`` (inside a real ``Hub`` with its
 store and police link) runs one cycle: every camera probe (connect, clock, device info,
 profiles, stream and snapshot URIs) and then every video check (frames from the camera,
 quality judged with OpenCV). The cycle runs twice: cold (first connects, WSDL parsing, video
@@ -32,6 +36,9 @@ from bench.common import Broker, print_machine, site_config, table, verdict
 
 CYCLE_GOAL_S = 15.0
 PEAK_GOAL_MB = 400.0
+JPEG_LOOP = 10
+"""More frames than one video check reads (8 after FFmpeg's probe), so a burst never
+repeats a frame."""
 USER = "bench"
 
 
@@ -44,11 +51,36 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="cameras in the naive sequential loop (default: all)",
     )
     p.add_argument("--concurrency", type=int, default=32, help="health.concurrency (default 32)")
+    p.add_argument(
+        "--video-concurrency",
+        type=int,
+        default=None,
+        help="health.video_concurrency (default: the config's default)",
+    )
+    p.add_argument(
+        "--jpeg-loop",
+        type=int,
+        default=JPEG_LOOP,
+        help=f"simulated cameras serve a loop of N frames encoded once (default {JPEG_LOOP}; "
+        "0: every frame rendered and encoded when served)",
+    )
 
 
 def _peak_mb() -> float:
     """Peak RSS of this process so far, MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (all its threads) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds of another process so far (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb() -> float:
@@ -61,7 +93,7 @@ def _rss_mb() -> float:
 class CameraProcess:
     """``python -m simulators.cli camera --count N`` and the ports it reports."""
 
-    def __init__(self, count: int, password: str) -> None:
+    def __init__(self, count: int, password: str, jpeg_loop: int = 0) -> None:
         self.count = count
         self.proc = subprocess.Popen(
             [
@@ -75,6 +107,8 @@ class CameraProcess:
                 USER,
                 "--password-env",
                 "BENCH_CAMERA_PASSWORD",
+                "--jpeg-loop",
+                str(jpeg_loop),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -117,7 +151,12 @@ def _camera(i: int, port: int, password: str) -> dict[str, Any]:
 
 
 async def _hub_cycles(
-    ports: list[int], password: str, concurrency: int, workdir: Path
+    ports: list[int],
+    password: str,
+    concurrency: int,
+    video_concurrency: int | None,
+    sim_pid: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     from hub.app import Hub
     from hub.config import parse_config
@@ -126,6 +165,7 @@ async def _hub_cycles(
     broker = Broker(workdir)
     broker.start()
     try:
+        video = {} if video_concurrency is None else {"video_concurrency": video_concurrency}
         data = site_config(
             broker_url=broker.url,
             data_dir=workdir / "data",
@@ -137,20 +177,26 @@ async def _hub_cycles(
                 "jitter": 0,
                 "concurrency": concurrency,
                 "probe_timeout_s": 10,
+                **video,
             },
         )
         cfg = parse_config(data, env={})
-        out: dict[str, Any] = {"rss_before_mb": _rss_mb()}
+        out: dict[str, Any] = {
+            "rss_before_mb": _rss_mb(),
+            "video_concurrency": cfg.health.video_concurrency,
+        }
         async with Hub(cfg) as hub:
             health = hub.parts["health"]
             assert isinstance(health, HealthService)
             ids = [c["id"] for c in data["devices"]["cameras"]]
             for label in ("cold", "warm"):
+                cpu0, sim0 = _cpu_s(), _proc_cpu_s(sim_pid)
                 started = time.perf_counter()
                 await health.probe_now(ids)
                 probed = time.perf_counter()
                 await asyncio.gather(*(health.scheduler.run_now(f"video:{c}") for c in ids))
                 done = time.perf_counter()
+                hub_cpu, sim_cpu = _cpu_s() - cpu0, _proc_cpu_s(sim_pid) - sim0
                 states: dict[str, int] = {}
                 for c in ids:
                     st = health.machines[c].state
@@ -165,11 +211,17 @@ async def _hub_cycles(
                     "video_ok": video_ok,
                     "rss_mb": _rss_mb(),
                     "peak_mb": _peak_mb(),
+                    "hub_cpu_s": hub_cpu,
+                    "simulator_cpu_s": sim_cpu,
+                    "fps_measured": sorted(
+                        v.fps_measured for v in outcomes if v is not None and v.fps_measured
+                    ),
                 }
                 print(
                     f"hub {label} cycle: {done - started:.1f} s "
                     f"(probes {probed - started:.1f} s, video {done - probed:.1f} s), "
                     f"states {states}, video ok {video_ok}/{len(ids)}, "
+                    f"CPU: hub {hub_cpu:.1f} s, simulator {sim_cpu:.1f} s; "
                     f"peak {_peak_mb():.0f} MB",
                     flush=True,
                 )
@@ -178,13 +230,14 @@ async def _hub_cycles(
         broker.stop()
 
 
-async def _naive(ports: list[int], password: str) -> dict[str, Any]:
+async def _naive(ports: list[int], password: str, sim_pid: int) -> dict[str, Any]:
     """The obvious loop with onvif-zeep-async: one camera after the other."""
     import aiohttp
     from onvif import ONVIFCamera
 
     ok = failed = 0
     peak_before = _peak_mb()
+    cpu0, sim0 = _cpu_s(), _proc_cpu_s(sim_pid)
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
         for port in ports:
@@ -212,6 +265,8 @@ async def _naive(ports: list[int], password: str) -> dict[str, Any]:
         "ok": ok,
         "failed": failed,
         "cycle_s": elapsed,
+        "cpu_s": _cpu_s() - cpu0,
+        "simulator_cpu_s": _proc_cpu_s(sim_pid) - sim0,
         "peak_growth_mb": _peak_mb() - peak_before,
     }
 
@@ -219,15 +274,17 @@ async def _naive(ports: list[int], password: str) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     print_machine()
     password = secrets.token_urlsafe(16)
-    cams = CameraProcess(args.cameras, password)
+    cams = CameraProcess(args.cameras, password, args.jpeg_loop)
     try:
         t = time.perf_counter()
         ports = await cams.ready()
         print(f"{len(ports)} simulated cameras up in {time.perf_counter() - t:.1f} s", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-health-") as d:
-            hub = await _hub_cycles(ports, password, args.concurrency, Path(d))
+            hub = await _hub_cycles(
+                ports, password, args.concurrency, args.video_concurrency, cams.proc.pid, Path(d)
+            )
         n_base = len(ports) if args.baseline_cameras is None else args.baseline_cameras
-        base = await _naive(ports[:n_base], password)
+        base = await _naive(ports[:n_base], password, cams.proc.pid)
     finally:
         cams.stop()
     scale = len(ports) / max(base["cameras"], 1)
@@ -240,6 +297,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             hub["cold"]["probes_s"],
             hub["cold"]["video_s"],
             hub["cold"]["cycle_s"],
+            hub["cold"]["hub_cpu_s"],
+            hub["cold"]["simulator_cpu_s"],
             hub["cold"]["peak_mb"],
         ],
         [
@@ -248,6 +307,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             hub["warm"]["probes_s"],
             hub["warm"]["video_s"],
             hub["warm"]["cycle_s"],
+            hub["warm"]["hub_cpu_s"],
+            hub["warm"]["simulator_cpu_s"],
             hub["warm"]["peak_mb"],
         ],
         [
@@ -256,11 +317,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             base["cycle_s"],
             "-",
             base["cycle_s"],
+            base["cpu_s"],
+            base["simulator_cpu_s"],
             f"+{base['peak_growth_mb']:.0f}",
         ],
     ]
     print()
-    print(table(["path", "cameras", "probes s", "video s", "cycle s", "peak RSS MB"], rows))
+    headers = ["path", "cameras", "probes s", "video s", "cycle s", "CPU s", "simulator CPU s"]
+    print(table([*headers, "peak RSS MB"], rows))
+    print(
+        f"(video_concurrency {hub['video_concurrency']}; CPU s = this process: the hub, "
+        "or the naive loop)"
+    )
     if base["cameras"] != len(ports):
         print(f"(naive loop extrapolated to {len(ports)} cameras: {naive_full:.0f} s)")
     goals = [

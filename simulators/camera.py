@@ -199,6 +199,11 @@ class CameraConfig:
     seed: int = 0
     huge_body_bytes: int = 16 * 1024 * 1024
     """Size of every SOAP answer while the ``huge_body`` or ``huge_answer`` fault is set."""
+    jpeg_loop: int = 0
+    """0: every frame served is rendered and encoded then. N: the camera serves a loop of N
+    frames, each rendered and encoded once (until a video fault changes), as a real camera's
+    hardware encoder costs the host nothing; lets hundreds of simulated cameras share a
+    machine with the hub being measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +312,8 @@ class SimCamera:
         self._properties: dict[tuple[str, str], bool] = {}
         self._digest_nonces: deque[str] = deque(maxlen=256)
         self._scene: _Renderer | None = None
+        self._jpegs: dict[int, bytes] = {}
+        """Loop slot → encoded frame, with ``jpeg_loop``."""
         self._closing = False
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
@@ -1079,6 +1086,7 @@ class SimCamera:
         )
 
     def _apply_scene_faults(self) -> None:
+        self._jpegs.clear()
         if self._scene is not None:
             self._scene.faults.clear()
             self._scene.faults.update(self.faults & set(VIDEO_FAULTS))
@@ -1088,7 +1096,16 @@ class SimCamera:
             self._scene = await asyncio.to_thread(_make_scene, self.config)
             self._apply_scene_faults()
         t = asyncio.get_running_loop().time() - self._started_at
-        return await asyncio.to_thread(self._scene.jpeg, t)
+        loop_frames = self.config.jpeg_loop
+        if loop_frames <= 0:
+            return await asyncio.to_thread(self._scene.jpeg, t)
+        fps = max(self.config.fps, 1)
+        slot = int(t * fps) % loop_frames
+        jpeg = self._jpegs.get(slot)
+        if jpeg is None:
+            jpeg = await asyncio.to_thread(self._scene.jpeg, slot / fps)
+            self._jpegs[slot] = jpeg
+        return jpeg
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         if not self._http_authorised(request):
@@ -1295,6 +1312,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--slow-s", type=float, default=5.0, help="delay of the 'slow' fault")
     parser.add_argument("--clock-drift-s", type=float, default=0.0, help="offset of 'clock_drift'")
+    parser.add_argument(
+        "--jpeg-loop",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve a loop of N frames encoded once, like a hardware encoder (0: encode each)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -1326,6 +1350,7 @@ async def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         slow_s=args.slow_s,
         clock_drift_s=args.clock_drift_s,
+        jpeg_loop=max(0, args.jpeg_loop),
     )
     async with farm:
         for camera in farm:
