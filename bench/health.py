@@ -198,9 +198,13 @@ async def _hub_cycles(
                 done = time.perf_counter()
                 hub_cpu, sim_cpu = _cpu_s() - cpu0, _proc_cpu_s(sim_pid) - sim0
                 states: dict[str, int] = {}
+                reasons: dict[str, int] = {}
                 for c in ids:
                     st = health.machines[c].state
                     states[st] = states.get(st, 0) + 1
+                    if st != "online":
+                        why = f"{st}: {health.machines[c].reason}"
+                        reasons[why] = reasons.get(why, 0) + 1
                 outcomes = [health._cameras[c].last_video for c in ids]
                 video_ok = sum(1 for v in outcomes if v is not None and v.error is None)
                 out[label] = {
@@ -208,6 +212,7 @@ async def _hub_cycles(
                     "video_s": done - probed,
                     "cycle_s": done - started,
                     "states": states,
+                    "not_online": reasons,
                     "video_ok": video_ok,
                     "rss_mb": _rss_mb(),
                     "peak_mb": _peak_mb(),
@@ -225,6 +230,8 @@ async def _hub_cycles(
                     f"peak {_peak_mb():.0f} MB",
                     flush=True,
                 )
+                for why, n in sorted(reasons.items()):
+                    print(f"  {n} × {why}", flush=True)
         return out
     finally:
         broker.stop()

@@ -1091,11 +1091,13 @@ class SimCamera:
             self._scene.faults.clear()
             self._scene.faults.update(self.faults & set(VIDEO_FAULTS))
 
-    async def _frame(self) -> bytes:
+    async def _frame(self, t: float | None = None) -> bytes:
+        """The picture at scene time ``t`` seconds (now if None) as a JPEG."""
         if self._scene is None:
             self._scene = await asyncio.to_thread(_make_scene, self.config)
             self._apply_scene_faults()
-        t = asyncio.get_running_loop().time() - self._started_at
+        if t is None:
+            t = asyncio.get_running_loop().time() - self._started_at
         loop_frames = self.config.jpeg_loop
         if loop_frames <= 0:
             return await asyncio.to_thread(self._scene.jpeg, t)
@@ -1124,9 +1126,14 @@ class SimCamera:
         period = 1.0 / max(self.config.fps, 1)
         loop = asyncio.get_running_loop()
         next_at = loop.time()
+        first = next_at - self._started_at
+        n = 0
         try:
             while not self._closing and "offline" not in self.faults:
-                frame = await self._frame()
+                # Frame n shows the scene n periods after the first, as an encoder's clock
+                # ticks: a stream running late never sends the same picture twice.
+                frame = await self._frame(first + n * period)
+                n += 1
                 await stream.write(
                     f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                     f"Content-Length: {len(frame)}\r\n\r\n".encode()
