@@ -14,10 +14,7 @@ baseline, so a camera installed with its lens cap on does not learn the cap as n
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import functools
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -46,25 +43,6 @@ SOURCES: Final = ("rtsp", "http", "snapshot")
 SOURCE_RETRY_CHECKS: Final = 12
 """A source that failed is tried last for this many checks (an hour at the default video
 interval), then first again."""
-TRIM_EVERY: Final = 32
-"""Video checks between two returns of freed C heap memory to the system."""
-
-
-def _malloc_trim() -> Any:
-    libc = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
-    if trim is not None:
-        trim.argtypes = [ctypes.c_size_t]
-        trim.restype = ctypes.c_int
-    return trim
-
-
-# Each check decodes frames of 2-6 MB in worker threads (FFmpeg's buffers, OpenCV's arrays)
-# and keeps a small baseline among them; glibc keeps the freed space in the threads' heaps,
-# so without this the RSS stays ~100 MB above what is in use at 500 cameras. musl and other
-# C libraries have no malloc_trim: nothing is done there.
-_TRIM = _malloc_trim()
-_checks = itertools.count(1)
 
 # Absolute limits for a picture with no baseline yet (measured on working-size grey frames).
 SCREEN_CARD: Final = 0.5  # a uniform coloured "no video" card covers more than this
@@ -306,16 +284,6 @@ class VideoProbe:
         self, frames: list[Frame], times: list[float], fps: float | None, source: str | None
     ) -> VideoOutcome:
         # Runs in a worker thread: OpenCV work must not block the event loop.
-        try:
-            return self._judge_frames(frames, times, fps, source)
-        finally:
-            frames.clear()
-            if _TRIM is not None and next(_checks) % TRIM_EVERY == 0:
-                _TRIM(0)
-
-    def _judge_frames(
-        self, frames: list[Frame], times: list[float], fps: float | None, source: str | None
-    ) -> VideoOutcome:
         if self.baseline is None:
             candidate = learn_baseline(frames)
             findings = screen(candidate)
