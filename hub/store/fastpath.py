@@ -20,16 +20,17 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import JSON, Boolean, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.types import TypeEngine
 
 from hub.store.audit import GENESIS
-from hub.store.models import AuditLog, Event, Outbox
+from hub.store.models import AuditLog, Base, Event, Outbox, UtcDateTime
 from hub.store.writer import (
     PRIOR_COLUMNS,
     BatchRows,
@@ -38,6 +39,7 @@ from hub.store.writer import (
     OutboxMessage,
     StoredEvent,
     StoreEvent,
+    event_runs,
 )
 
 FAST_OPS: Final = (StoreEvent, MarkPublished)
@@ -84,10 +86,36 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-def _insert_sql(table: str, columns: Sequence[str], returning: str = "") -> str:
-    marks = ", ".join("?" for _ in columns)
-    tail = f" RETURNING {returning}" if returning else ""
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
+def _same(value: Any) -> Any:
+    return value
+
+
+def _converter(column_type: TypeEngine[Any]) -> Callable[[Any], Any]:
+    """How SQLAlchemy's SQLite dialect binds a value of this column type."""
+    if isinstance(column_type, UtcDateTime):
+        return _dt
+    if isinstance(column_type, JSON):
+        return _json
+    if isinstance(column_type, Boolean):
+        return int
+    return _same
+
+
+class _Insert:
+    """An INSERT of rows as the planners gather them (dicts keyed by column name), each value
+    bound as the general path would bind it, chosen by the column's type in the model."""
+
+    def __init__(self, model: type[Base], columns: Sequence[str], returning: str = "") -> None:
+        marks = ", ".join("?" for _ in columns)
+        tail = f" RETURNING {returning}" if returning else ""
+        self.sql = (
+            f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) VALUES ({marks}){tail}"
+        )
+        table = model.__table__
+        self._binds = tuple((c, _converter(table.c[c].type)) for c in columns)
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(bind(row[c]) for c, bind in self._binds)
 
 
 _EVENT_COLUMNS: Final = (
@@ -123,9 +151,9 @@ _OUTBOX_COLUMNS: Final = (
 )
 _AUDIT_COLUMNS: Final = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
 
-_INSERT_EVENT: Final = _insert_sql(Event.__tablename__, _EVENT_COLUMNS)
-_INSERT_OUTBOX: Final = _insert_sql(Outbox.__tablename__, _OUTBOX_COLUMNS, "id")
-_INSERT_AUDIT: Final = _insert_sql(AuditLog.__tablename__, _AUDIT_COLUMNS)
+_INSERT_EVENT: Final = _Insert(Event, _EVENT_COLUMNS)
+_INSERT_OUTBOX: Final = _Insert(Outbox, _OUTBOX_COLUMNS, "id")
+_INSERT_AUDIT: Final = _Insert(AuditLog, _AUDIT_COLUMNS)
 _LOCK: Final = "UPDATE store_lock SET id = 1 WHERE id = 1"
 _HEADS: Final = (
     "SELECT (SELECT max(seq) FROM events), (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1)"
@@ -133,55 +161,6 @@ _HEADS: Final = (
 _PRIOR: Final = "SELECT {} FROM events WHERE dedupe_key IN ({{}})".format(
     ", ".join(c.key for c in PRIOR_COLUMNS)
 )
-
-
-def _event_params(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        r["event_id"],
-        r["seq"],
-        r["kind"],
-        r["category"],
-        r["priority"],
-        r["device_id"],
-        _dt(r["occurred_at"]),
-        _dt(r["received_at"]),
-        _json(r["source"]),
-        _json(r["detail"]),
-        r["device_state"],
-        r["dedupe_key"],
-        int(r["test_mode"]),
-        r["state"],
-        r["update_seq"],
-        _json(r["message"]),
-    )
-
-
-def _outbox_params(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        r["kind"],
-        r["topic"],
-        r["payload"],
-        int(r["retain"]),
-        r["priority"],
-        r["seq"],
-        r["event_id"],
-        r["coalesce_key"],
-        _dt(r["created_at"]),
-        r["publish_count"],
-        int(r["receipt_required"]),
-    )
-
-
-def _audit_params(r: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        _dt(r["at"]),
-        r["actor"],
-        r["action"],
-        r["subject"],
-        _json(r["detail"]),
-        r["prev_hash"],
-        r["hash"],
-    )
 
 
 def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
@@ -241,25 +220,18 @@ class SqliteFastPath:
         seq, head = cur.execute(_HEADS).fetchone()
         rows_ctx = BatchRows(now, int(seq or 0), head or GENESIS)
         results: list[Any] = []
-        i = 0
-        while i < len(ops):
-            op = ops[i]
-            if isinstance(op, StoreEvent):
-                j = i
-                while j < len(ops) and isinstance(ops[j], StoreEvent):
-                    j += 1
-                group = [o for o in ops[i:j] if isinstance(o, StoreEvent)]
-                results.extend(self._store_events(cur, rows_ctx, group))
-                i = j
+        for step in event_runs(ops):
+            if isinstance(step, list):
+                results.extend(self._store_events(cur, rows_ctx, step))
             else:
-                assert isinstance(op, MarkPublished)
-                self._mark_published(cur, op, now)
+                assert isinstance(step, MarkPublished)
+                self._mark_published(cur, step, now)
                 results.append(None)
-                i += 1
         audit, outbox = rows_ctx.take_rows()
         if audit:
-            cur.executemany(_INSERT_AUDIT, [_audit_params(r) for r in audit])
-        ids = [cur.execute(_INSERT_OUTBOX, _outbox_params(r)).fetchone()[0] for r in outbox]
+            cur.executemany(_INSERT_AUDIT.sql, [_INSERT_AUDIT.params(r) for r in audit])
+        ins = _INSERT_OUTBOX
+        ids = [cur.execute(ins.sql, ins.params(r)).fetchone()[0] for r in outbox]
         return results, BatchRows.messages(ids, outbox), rows_ctx.seq, rows_ctx.audit_head
 
     @staticmethod
@@ -277,7 +249,7 @@ class SqliteFastPath:
                 StoreEvent.remember(known, prior, key)
         results, rows = StoreEvent.plan(rows_ctx, group, known)
         if rows:
-            cur.executemany(_INSERT_EVENT, [_event_params(r) for r in rows])
+            cur.executemany(_INSERT_EVENT.sql, [_INSERT_EVENT.params(r) for r in rows])
         return results
 
     @staticmethod

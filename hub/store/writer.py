@@ -14,11 +14,11 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self, cast
+from typing import Any, Protocol, Self
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -354,6 +354,16 @@ class StoreEvent:
                 batch[key] = stored
             results.append(stored)
         return results, rows
+
+
+def event_runs(ops: Sequence[Operation]) -> Iterator[list[StoreEvent] | Operation]:
+    """The operations in order, each run of consecutive ``StoreEvent``s gathered into one
+    list: events are stored together, everything else one by one."""
+    for is_event, run in itertools.groupby(ops, key=lambda op: isinstance(op, StoreEvent)):
+        if is_event:
+            yield [op for op in run if isinstance(op, StoreEvent)]
+        else:
+            yield from run
 
 
 PRIOR_COLUMNS = (
@@ -701,19 +711,17 @@ class StoreWriter:
 
     async def _commit_batch(self, batch: list[_Item]) -> None:
         live = [i for i in batch if not i.future.cancelled()]
-        if self.fast is None:
-            if live:
-                await self._commit_run(live)
-            return
-        # Alarms and marks take the fast path, anything else the general one: consecutive
-        # items of one kind commit together, so the queue's order is kept.
+        # Alarms and marks take the fast path (where there is one), anything else the
+        # general one: consecutive items of one kind commit together, in queue order.
         fast = self.fast
-        for _, run in itertools.groupby(live, key=lambda i: fast.handles((i.op,))):
-            await self._commit_run(list(run))
+        for on_fast, run in itertools.groupby(
+            live, key=lambda i: fast is not None and fast.handles((i.op,))
+        ):
+            await self._commit_run(list(run), on_fast)
 
-    async def _commit_run(self, live: list[_Item]) -> None:
+    async def _commit_run(self, live: list[_Item], on_fast: bool) -> None:
         try:
-            results, fresh = await self._commit(live)
+            results, fresh = await self._commit(live, on_fast)
         except asyncio.CancelledError:
             for i in live:
                 if not i.future.done():
@@ -723,7 +731,7 @@ class StoreWriter:
             if len(live) > 1:
                 # One bad operation must not fail its neighbours: commit them one by one.
                 for item in live:
-                    await self._commit_run([item])
+                    await self._commit_run([item], on_fast)
                 return
             await self._failed(live[0], exc)
             return
@@ -747,10 +755,12 @@ class StoreWriter:
                 except Exception:
                     log.exception("outbox listener failed")
 
-    async def _commit(self, items: list[_Item]) -> tuple[list[Any], list[OutboxMessage]]:
+    async def _commit(
+        self, items: list[_Item], on_fast: bool
+    ) -> tuple[list[Any], list[OutboxMessage]]:
         now = now_utc()
         ops = [i.op for i in items]
-        if self.fast is not None and self.fast.handles(ops):
+        if on_fast and self.fast is not None:
             done, fresh, self._seq, self._audit_head = await self.fast.commit(ops, now)
             self.commits += 1
             self.fast_commits += 1
@@ -764,20 +774,11 @@ class StoreWriter:
             seq, head = (await session.execute(_HEADS)).one()
             ctx = WriteContext(session, now, int(seq or 0), head or GENESIS)
             results: list[Any] = []
-            i = 0
-            while i < len(items):
-                op = items[i].op
-                if isinstance(op, StoreEvent):
-                    # Consecutive events are stored together.
-                    j = i
-                    while j < len(items) and isinstance(items[j].op, StoreEvent):
-                        j += 1
-                    group = [cast(StoreEvent, it.op) for it in items[i:j]]
-                    results.extend(await StoreEvent.apply_many(ctx, group))
-                    i = j
+            for step in event_runs(ops):
+                if isinstance(step, list):
+                    results.extend(await StoreEvent.apply_many(ctx, step))
                 else:
-                    results.append(await op.apply(ctx))
-                    i += 1
+                    results.append(await step.apply(ctx))
             fresh = await ctx.flush_rows()
         # Only a committed transaction moves the heads forward.
         self._seq = ctx.seq
