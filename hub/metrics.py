@@ -170,9 +170,9 @@ class Metrics:
                     else:
                         self.forwarded.labels(kind).inc()
             elif isinstance(op, MarkReceipted) and result:
-                if op.event_id in self._published:
-                    sent = self._published.pop(op.event_id)
-                    self.receipt_latency.observe(max(0.0, (now - sent).total_seconds()))
+                published = self._published.pop(op.event_id, None)
+                if published is not None:
+                    self.receipt_latency.observe(max(0.0, (now - published).total_seconds()))
                 else:
                     _remember(self._receipted_early, op.event_id, now)
 

@@ -435,12 +435,12 @@ class PoliceLink:
         the rest of a publish, and the event_id is in the payload anyway."""
         props = self._props.get(row.kind)
         if props is None:
-            props = _properties(PacketTypes.PUBLISH)
-            props.PayloadFormatIndicator = 1
-            props.ContentType = "application/json"
-            props.UserProperty = [("kind", row.kind)]
-            self._props[row.kind] = FrozenProperties.of(props)
-        return self._props[row.kind]
+            fresh = _properties(PacketTypes.PUBLISH)
+            fresh.PayloadFormatIndicator = 1
+            fresh.ContentType = "application/json"
+            fresh.UserProperty = [("kind", row.kind)]
+            props = self._props[row.kind] = FrozenProperties.of(fresh)
+        return props
 
     async def outbox_stats(self) -> tuple[int, float | None]:
         """Pending messages and the age of the oldest, in seconds."""
