@@ -55,4 +55,6 @@ def test_quantisation_error_is_bounded_by_the_segment_step(sample: int) -> None:
         # Half the largest step (1024 in the top segment), plus the clipping at the ends.
         assert error <= max(0.07 * abs(sample), 16) + 650
         if abs(sample) < 1000:
-            assert error <= 32
+            # Half the step there (64 / 2), plus the 4-unit grain of the 14-bit value µ-law
+            # encodes: the reference codec itself is 35 off at e.g. -955 and -891.
+            assert error <= 32 + 4
