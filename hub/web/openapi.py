@@ -140,7 +140,7 @@ def markdown() -> str:
     lines = [
         "# mallhub HTTP API",
         "",
-        "<!-- Generated from hub/web/api.py's route table by "
+        "<!-- Generated from the route tables in hub/web/api/ by "
         "`python -m hub.web.openapi > docs/api.md`; tests/web/test_openapi.py checks it "
         "is current. Do not edit by hand. -->",
         "",

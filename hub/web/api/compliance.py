@@ -1,0 +1,102 @@
+"""Compliance: the result now or as of a moment, as JSON and as a printable report."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hub.store.writer import now_utc
+from hub.web.api.common import hub_of, json_reply, parse_when
+from hub.web.api.params import COMPLIANCE_AT, q
+from hub.web.routing import ARGS, Endpoint, unprocessable
+from hub.web.schemas import ref
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+async def compliance_result(hub: Hub, at: datetime | None) -> Any:
+    """The compliance result now (the service's latest) or as of ``at``."""
+    from hub.compliance.engine import evaluate
+    from hub.compliance.facts import load_facts
+
+    service = hub.parts.get("compliance")
+    if at is None:
+        latest = getattr(service, "latest", None)
+        if latest is not None:
+            return latest
+    link = None
+    if at is None and service is not None and hasattr(service, "_link"):
+        link = await service._link()
+    facts = await load_facts(hub.engine, hub.config, at, link=link)
+    return evaluate(facts)
+
+
+def _at_from_args(hub: Hub, a: dict[str, Any]) -> datetime | None:
+    from hub.compliance.records import end_of_day
+    from hub.compliance.rules import local_date
+
+    if a.get("at"):
+        t = parse_when(a["at"])
+        assert t is not None
+    elif a.get("date"):
+        d = date.fromisoformat(a["date"])
+        t = end_of_day(hub.config, d)
+    else:
+        return None
+    if t.year < 1970:
+        raise unprocessable("the hub has no history before 1970")
+    now = now_utc()
+    if t > now + timedelta(seconds=1):
+        if a.get("date") and date.fromisoformat(a["date"]) == local_date(hub.config, now):
+            return None
+        raise unprocessable("that moment is in the future")
+    return t
+
+
+async def h_compliance(request: web.Request) -> web.StreamResponse:
+    from hub.compliance.report import report_json
+
+    hub = hub_of(request)
+    result = await compliance_result(hub, _at_from_args(hub, request[ARGS]))
+    return json_reply(report_json(result))
+
+
+async def h_compliance_html(request: web.Request) -> web.StreamResponse:
+    from hub.compliance.report import render_html
+
+    hub = hub_of(request)
+    a = request[ARGS]
+    result = await compliance_result(hub, _at_from_args(hub, a))
+    lang = a.get("lang") or hub.config.site.language
+    return web.Response(text=render_html(result, lang), content_type="text/html", charset="utf-8")
+
+
+ROUTES: tuple[Endpoint, ...] = (
+    # compliance and records
+    Endpoint(
+        "GET",
+        "/api/v1/compliance",
+        h_compliance,
+        "compliance",
+        "Compliance now, or as of a moment or a day",
+        "compliance",
+        "viewer",
+        params=COMPLIANCE_AT,
+        response=ref("Compliance"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/compliance/report.html",
+        h_compliance_html,
+        "compliance_report",
+        "Printable compliance report",
+        "compliance",
+        "viewer",
+        params=(*COMPLIANCE_AT, q("lang", {"enum": ["zh-CN", "en"]}, "Language.")),
+        media="text/html",
+        response=None,
+    ),
+)

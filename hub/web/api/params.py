@@ -1,0 +1,63 @@
+"""Parameters and body schemas that several resources' route tables share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.web.auth import MAX_PASSWORD, MIN_PASSWORD
+from hub.web.routing import Param
+from hub.web.schemas import IDENT_PATTERN, UUID_PATTERN, obj
+
+
+def q(name: str, schema: dict[str, Any], description: str, **kw: Any) -> Param:
+    return Param(name, "query", schema, description, **kw)
+
+
+def path(name: str, schema: dict[str, Any], description: str) -> Param:
+    return Param(name, "path", schema, description, required=True)
+
+
+DEVICE_ID = path("device_id", {"type": "string", "pattern": IDENT_PATTERN}, "Device id.")
+EVENT_ID = path("event_id", {"type": "string", "pattern": UUID_PATTERN}, "Event id (UUID).")
+LIMIT = q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size.")
+SHORT = {"type": "string", "minLength": 1, "maxLength": 64}
+LINE = {"type": "string", "minLength": 1, "maxLength": 500}
+#: Years 1970-2999: earlier days cannot be converted to UTC from every time zone.
+DAY = {
+    "type": "string",
+    "format": "date",
+    "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
+NOTE = {"type": "string", "maxLength": 2000}
+PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
+BIG = 10**15
+
+
+EVENT_FILTERS: tuple[Param, ...] = (
+    q("q", {"type": "string", "maxLength": 100}, "Search kind, device, note, event id."),
+    q("kind", {"type": "string", "maxLength": 64}, "Kind or kind prefix, e.g. alarm.panic."),
+    q("category", {"enum": ["alarm", "fault", "info"]}, "Category."),
+    q("priority", {"type": "integer", "minimum": 1, "maximum": 4}, "Exactly this priority."),
+    q("max_priority", {"type": "integer", "minimum": 1, "maximum": 4}, "Priority ≤ this."),
+    q(
+        "state",
+        {"type": "string", "pattern": r"^(new|acknowledged|closed)(,(new|acknowledged|closed))*$"},
+        "Comma-separated states.",
+    ),
+    q("floor", {"type": "string", "maxLength": 64}, "Floor of the device."),
+    q("zone", {"type": "string", "maxLength": 64}, "Zone of the device."),
+    q("device", {"type": "string", "maxLength": 64}, "Device id."),
+    q("since", {"type": "string", "format": "date-time"}, "Received at or after."),
+    q("until", {"type": "string", "format": "date-time"}, "Received before."),
+    q("test_mode", {"type": "boolean"}, "Only test (true) or real (false) events."),
+)
+COMPLIANCE_AT = (
+    q("at", {"type": "string", "format": "date-time"}, "Evaluate as of this moment."),
+    q("date", DAY, "Evaluate as of the end of this day (site time zone); `at` wins if both."),
+)
+
+
+def strict_obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    s = obj(required, **props)
+    s["additionalProperties"] = False
+    return s
