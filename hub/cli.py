@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="run a whole simulated mall, the hub, a broker and the police simulator"
     )
-    demo.add_argument("--broker", help="use this broker (mqtt://host:port) instead of our own")
+    demo.add_argument(
+        "--broker",
+        help="use this broker (mqtt://host:port; a cluster's nodes comma-separated)",
+    )
     demo.add_argument("--http-port", type=int, default=8080, help="web console port")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep data here")

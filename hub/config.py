@@ -136,10 +136,27 @@ class Tls(Model):
         return self
 
 
+def _check_broker_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError("must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    if parts.username or parts.password:
+        raise ValueError("put credentials in username/password, not in the URL")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from exc
+
+
 class PoliceLink(Model):
-    url: str = Field(
-        title="Broker URL",
-        description="mqtt://host:port or mqtts://host:port of the police platform's broker.",
+    url: str | list[str] = Field(
+        title="Broker URL(s)",
+        description=(
+            "mqtt://host:port or mqtts://host:port of the police platform's broker; a list "
+            "(or a comma-separated string) names the nodes of a broker cluster, tried in turn."
+        ),
     )
     username: str | None = Field(default=None, description="MQTT user name.")
     password: SecretStr | None = Field(default=None, description="MQTT password (use ${VAR}).")
@@ -174,20 +191,25 @@ class PoliceLink(Model):
     )
     reconnect_max_s: float = Field(default=30, gt=0, description="Longest reconnect backoff.")
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _split_url(cls, v: Any) -> Any:
+        if isinstance(v, str) and "," in v:
+            return [part.strip() for part in v.split(",")]
+        return v
+
     @field_validator("url")
     @classmethod
-    def _check_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError("must start with mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError("has no host")
-        if parts.username or parts.password:
-            raise ValueError("put credentials in username/password, not in the URL")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port: {exc}") from exc
+    def _check_url(cls, v: str | list[str]) -> str | list[str]:
+        urls = [v] if isinstance(v, str) else v
+        if not urls:
+            raise ValueError("needs at least one broker URL")
+        for url in urls:
+            if not url:
+                raise ValueError("an empty entry in the list of broker URLs")
+            _check_broker_url(url)
+        if len({urlsplit(u).scheme for u in urls}) > 1:
+            raise ValueError("all broker URLs use the same scheme (mqtt:// or mqtts://)")
         return v
 
     @field_validator("topic_prefix")
@@ -200,17 +222,30 @@ class PoliceLink(Model):
         return v
 
     @property
+    def urls(self) -> list[str]:
+        """Every broker address, in the order they are tried."""
+        return [self.url] if isinstance(self.url, str) else list(self.url)
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of each broker in ``urls``."""
+        out = []
+        for url in self.urls:
+            parts = urlsplit(url)
+            out.append((parts.hostname or "", parts.port or (8883 if self.use_tls else 1883)))
+        return out
+
+    @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return self.endpoints[0][0]
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return self.endpoints[0][1]
 
     @property
     def use_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        return urlsplit(self.urls[0]).scheme == "mqtts"
 
 
 class Http(Model):

@@ -135,7 +135,8 @@ async def _demo(
         await stack.enter_async_context(
             _child(
                 "police",
-                ["police", "--broker", broker_url, "--site", config.site.id],
+                # A cluster's nodes share their messages: the simulator needs only one.
+                ["police", "--broker", broker_url.split(",")[0].strip(), "--site", config.site.id],
                 env,
             )
         )

@@ -1,1 +1,1 @@
-"""The police side: the online inspection (网上巡查) service that supervises many malls through NATS JetStream."""
+"""The police side: a service that supervises many malls' hubs through NATS JetStream."""

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import __version__
 from hub.config import SiteConfig
+from hub.police.brokers import BrokerRotation
 from hub.store.models import Outbox, Retained
 from hub.store.writer import (
     EnqueueMessage,
@@ -78,6 +78,10 @@ class LinkState:
     last_error: str = ""
     last_receipt_at: datetime | None = None
     connects: int = 0
+    broker: str = ""
+    """host:port of the broker the link is (or was last) connected to."""
+    failovers: int = 0
+    """Connections made to another broker of the list than the one before."""
     published: int = 0
     republished_for_receipt: int = 0
     receipts: int = 0
@@ -111,6 +115,7 @@ class PoliceLink:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._use_v5: bool | None = {"auto": None, "5": True, "3.1.1": False}[self.police.protocol]
+        self.brokers = BrokerRotation(self.police.endpoints, self.police.reconnect_max_s)
         self._fresh: list[OutboxMessage] = []
         self._props: dict[str, Properties] = {}
         self._unmarked: set[int] = set()
@@ -201,9 +206,10 @@ class PoliceLink:
         else:
             kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
         password = self.police.password.get_secret_value() if self.police.password else None
+        host, port = self.brokers.current
         return aiomqtt.Client(
-            self.police.host,
-            self.police.port,
+            host,
+            port,
             username=self.police.username,
             password=password,
             identifier=self.client_id,
@@ -218,21 +224,18 @@ class PoliceLink:
         )
 
     async def _run(self) -> None:
-        delay = 0.5
         while not self._stopping:
             try:
                 await self._session()
-                delay = 0.5
             except asyncio.CancelledError:
                 raise
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self._set_disconnected(f"{type(exc).__name__}: {exc}")
-                log.warning("police link down (%s); retrying in %.1f s", exc, delay)
+                log.warning("police link down (%s)", exc)
             except Exception as exc:  # a supervisor: log, back off, keep the link trying
                 self._set_disconnected(f"{type(exc).__name__}: {exc}")
-                log.exception("police link failed; retrying in %.1f s", delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self.police.reconnect_max_s)
+                log.exception("police link failed")
+            await asyncio.sleep(self.brokers.failed())
 
     def _set_disconnected(self, error: str) -> None:
         was = self.state.connected
@@ -277,12 +280,13 @@ class PoliceLink:
             self.state.connected_since = now_utc()
             self.state.last_error = ""
             self.state.connects += 1
-            log.info(
-                "police link up: %s:%d MQTT %s",
-                self.police.host,
-                self.police.port,
-                self.state.protocol,
-            )
+            self.brokers.connected()
+            host, port = self.brokers.current
+            broker = f"{host}:{port}"
+            if self.state.broker and broker != self.state.broker:
+                self.state.failovers += 1
+            self.state.broker = broker
+            log.info("police link up: %s MQTT %s", broker, self.state.protocol)
             if self.on_state_change is not None:
                 self.on_state_change(self.state)
             async with asyncio.TaskGroup() as tg:
