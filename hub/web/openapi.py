@@ -9,7 +9,7 @@ from typing import Any
 
 from hub import __version__
 from hub.web.auth import CSRF_HEADER, SESSION_COOKIE
-from hub.web.routing import JSON, Endpoint
+from hub.web.routing import JSON, Endpoint, harden
 from hub.web.schemas import COMPONENTS, ref
 
 ERROR_TEXT = {
@@ -49,7 +49,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
                 "in": p.where,
                 "required": p.required,
                 "description": p.description,
-                "schema": p.schema,
+                "schema": harden(p.schema),
             }
         )
     if ep.role is not None and ep.state_changing:
@@ -66,7 +66,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     if params:
         op["parameters"] = params
     if ep.body is not None:
-        op["requestBody"] = {"required": True, "content": {JSON: {"schema": ep.body}}}
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": harden(ep.body)}}}
     responses: dict[str, Any] = {}
     ok: dict[str, Any] = {"description": "OK"}
     if ep.response is not None:
@@ -115,7 +115,10 @@ def _document() -> dict[str, Any]:
             "description": "The hub's REST API. Log in with POST /api/v1/session (cookie) or "
             "send an API token as `Authorization: Bearer mh_…`. Roles: viewer < operator < "
             "technician < admin; each may do what the roles before it may. State-changing "
-            "requests with the session cookie need the X-CSRF-Token header.",
+            "requests with the session cookie need the X-CSRF-Token header. Every string must be "
+            "Unicode text without NUL: a lone surrogate escape (\\ud800 without its pair) is "
+            "refused like any other invalid value, with 400. Date-times carry their offset and "
+            "a year from 1970 to 8999.",
         },
         "paths": paths,
         "components": {

@@ -5,9 +5,11 @@ document (``openapi.py``), so the handlers and the documentation cannot drift ap
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -117,18 +119,177 @@ def unavailable(message: str) -> ApiError:
     return ApiError(503, "unavailable", message)
 
 
+#: Years the API accepts in a date-time, read in the offset it is given in: far enough for
+#: any record, near enough that converting to UTC or to the site's zone, or adding a day,
+#: never leaves Python's datetime range. The OpenAPI document states it as a pattern.
+FIRST_YEAR = 1970
+LAST_YEAR = 8999
+DATE_TIME_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
+#: Containers inside containers in a JSON body; the API's bodies need three.
+MAX_DEPTH = 16
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+#: NUL cannot be stored (PostgreSQL text) and a lone surrogate (a ``\\udXXX`` escape
+#: without its pair) is not Unicode text and cannot be encoded: no string from outside may
+#: hold either. Every string in the OpenAPI document states the NUL rule as a pattern; the
+#: surrogate rule is JSON's own (RFC 8259 §8.2) and said in the document's description
+#: (generators such as hypothesis mishandle surrogate ranges in patterns).
+TEXT_PATTERN = "^[^\\x00]*$"
+_BAD_CHARS = re.compile("[\\x00\\ud800-\\udfff]")
+
+
+def parse_datetime(raw: str) -> datetime:
+    """An RFC 3339 date-time with its offset and a year FIRST_YEAR..LAST_YEAR, in UTC (or
+    ValueError)."""
+    if not isinstance(raw, str) or not raw.isascii() or len(raw) > 40:
+        raise ValueError("is not an RFC 3339 date-time")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError("is not an RFC 3339 date-time") from None
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. Z or +08:00)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"is out of range (years {FIRST_YEAR}-{LAST_YEAR})")
+    return value.astimezone(UTC)
+
+
+def parse_date(raw: str) -> date:
+    """A calendar date YYYY-MM-DD with a year FIRST_YEAR..LAST_YEAR (or ValueError)."""
+    if not isinstance(raw, str) or not raw.isascii() or len(raw) != 10:
+        raise ValueError("is not a date (YYYY-MM-DD)")
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError("is not a date (YYYY-MM-DD)") from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"is out of range (years {FIRST_YEAR}-{LAST_YEAR})")
+    return value
+
+
+def _date_time_ok(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parse_datetime(value)
+    return True
+
+
+def _date_ok(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parse_date(value)
+    return True
+
+
 _FORMATS = FormatChecker()
+# The API's own readings of the two formats (RFC 3339, bounded), for bodies as for parameters.
+_FORMATS.checks("date-time", raises=ValueError)(_date_time_ok)
+_FORMATS.checks("date", raises=ValueError)(_date_ok)
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=_FORMATS)
 
 
+def text_problem(value: str) -> str | None:
+    """Why a string from outside cannot be taken as text, or None when it can."""
+    bad = _BAD_CHARS.search(value)
+    if bad is None:
+        return None
+    code = ord(bad.group())
+    if code == 0:
+        return "contains a NUL character"
+    return f"contains a lone surrogate (U+{code:04X})"
+
+
+def harden(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request schema with the rules every string from outside follows spelled out: no
+    NUL or lone surrogate (TEXT_PATTERN), date-times within the accepted years. The route
+    table's schemas go through this once, for the validators and for the OpenAPI document
+    alike, so what the document promises is what the server does."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties", "$defs"):
+            out[key] = {k: harden(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not", "contains") and isinstance(
+            value, dict
+        ):
+            out[key] = harden(value)
+        elif key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+            out[key] = [harden(v) for v in value]
+        else:
+            out[key] = value
+    types = out.get("type")
+    if types == "string" or (isinstance(types, list) and "string" in types):
+        if out.get("format") == "date-time" and "pattern" not in out:
+            out["pattern"] = DATE_TIME_PATTERN
+        elif "pattern" not in out:
+            out["pattern"] = TEXT_PATTERN
+        elif out["pattern"] not in (TEXT_PATTERN, DATE_TIME_PATTERN) and not any(
+            s.get("pattern") == TEXT_PATTERN for s in out.get("allOf", [])
+        ):
+            out["allOf"] = [*out.get("allOf", []), {"pattern": TEXT_PATTERN}]
+    return out
+
+
+def json_problems(data: Any) -> list[str]:
+    """What in a parsed JSON body the API never takes: nesting deeper than MAX_DEPTH,
+    strings (values or keys) with control characters or lone surrogates. Iterative, so a
+    hostile body cannot exhaust the stack here either."""
+    problems: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(data, "body", 0)]
+    while stack and len(problems) < 10:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            why = text_problem(value)
+            if why is not None:
+                problems.append(f"{where}: {why}")
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                name = f"{where}/{k}" if isinstance(k, int) else f"{where}/{k[:40]!r}"
+                if isinstance(k, str):
+                    why = text_problem(k)
+                    if why is not None:
+                        problems.append(f"{where}: a key {why}")
+                        continue
+                stack.append((v, name, depth + 1))
+    return problems
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number is too large")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def load_json(raw: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no number that overflows a double (ValueError); a
+    body nested past the parser's stack is a ValueError too, not a RecursionError."""
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _convert(p: Param, raw: str) -> Any:
     """A query/path/header string → the value its schema describes (or ValueError)."""
+    why = text_problem(raw)
+    if why is not None:
+        raise ValueError(why)
     t = p.schema.get("type")
     if t == "integer":
-        if not raw.strip().lstrip("-").isdigit() or len(raw) > 18:
+        # ASCII digits only: str.isdigit() and int() also take other scripts' digits.
+        if not _INTEGER.fullmatch(raw):
             raise ValueError("is not an integer")
         return int(raw)
     if t == "boolean":
@@ -138,18 +299,10 @@ def _convert(p: Param, raw: str) -> Any:
             return False
         raise ValueError("is not true or false")
     if t == "string" and p.schema.get("format") == "date-time":
-        try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("is not an RFC 3339 date-time") from None
-        if value.tzinfo is None:
-            raise ValueError("needs a time zone (e.g. Z or +08:00)")
+        parse_datetime(raw)
         return raw
     if t == "string" and p.schema.get("format") == "date":
-        try:
-            date.fromisoformat(raw)
-        except ValueError:
-            raise ValueError("is not a date (YYYY-MM-DD)") from None
+        parse_date(raw)
         return raw
     return raw
 
@@ -164,8 +317,8 @@ class Compiled:
 def compile_endpoint(ep: Endpoint) -> Compiled:
     return Compiled(
         ep,
-        [(p, _validator(p.schema)) for p in ep.params],
-        _validator(ep.body) if ep.body is not None else None,
+        [(p, _validator(harden(p.schema))) for p in ep.params],
+        _validator(harden(ep.body)) if ep.body is not None else None,
     )
 
 
@@ -217,11 +370,14 @@ async def parse_request(request: web.Request, c: Compiled) -> tuple[dict[str, An
             if len(raw_body) > MAX_BODY:
                 raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
             try:
-                data = json.loads(raw_body or b"null")
-            except (ValueError, UnicodeDecodeError):
-                problems.append("the body is not valid JSON")
+                data = load_json(raw_body or b"null")
+            except ValueError as exc:  # UnicodeDecodeError is one
+                problems.append(f"the body is not valid JSON: {str(exc)[:120]}")
             else:
-                errors = sorted(c.body.iter_errors(data), key=lambda e: list(e.path))
+                problems += json_problems(data)
+                errors = (
+                    [] if problems else sorted(c.body.iter_errors(data), key=lambda e: list(e.path))
+                )
                 for e in errors[:10]:
                     where = "/".join(str(x) for x in e.path) or "body"
                     problems.append(f"{where}: {e.message}")
