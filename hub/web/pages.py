@@ -8,7 +8,7 @@ from collections import OrderedDict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -112,7 +112,22 @@ def _to_login(request: web.Request) -> web.HTTPFound:
 
 
 def _safe_next(value: str | None) -> str:
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """A local path to go to after login or a language switch, else the console.
+
+    Browsers drop tabs and line breaks from URLs and read a backslash as a slash, so
+    ``/\t/evil.example`` is ``//evil.example``: another site. Only printable ASCII without a
+    backslash is taken, and what is left must be a path on this host.
+    """
+    if (
+        not value
+        or len(value) > 2000
+        or not value.isascii()
+        or not value.isprintable()
+        or any(c in value for c in "\\ \x7f")
+    ):
+        return "/console"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
         return "/console"
     return value
 
