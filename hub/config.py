@@ -256,6 +256,13 @@ class Http(Model):
     public_url: str | None = Field(
         default=None, description="How others reach the hub (used in snapshot URLs)."
     )
+    secure_cookies: bool = Field(
+        default=False,
+        title="Secure cookies",
+        description="Mark the console's cookies Secure (sent over HTTPS only) although the hub "
+        "itself serves plain HTTP: set it when a TLS reverse proxy sits in front of the hub. "
+        "With tls_cert_file the cookies are Secure anyway.",
+    )
 
 
 class AlarmReceiver(Model):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +35,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """The SQLite file holds password hashes and the audit log: its directory is made (or
+    tightened to) 0700 and the file, with its -wal and -shm companions, 0600, whatever the
+    umask or the mode of a directory the user made. SQLite gives the companions the mode
+    of the main file when it creates them."""
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    # Only a directory of our own that is not a shared one (like /tmp, sticky) is tightened.
+    if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and st.st_mode & 0o077:
+        directory.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(f.stat().st_mode)
+            if mode & 0o077:
+                f.chmod(mode & 0o600)
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """Create an async engine; the SQLite file's directory is created when missing."""
+    """Create an async engine; the SQLite file's directory is created when missing, and the
+    file is readable by the hub's user only."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         engine = create_async_engine(url, pool_size=8, max_overflow=4)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -91,6 +91,21 @@ def guarded(c: Compiled) -> Callable[[web.Request], Awaitable[web.StreamResponse
 
 
 @web.middleware
+async def client_gone(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A browser that closes or reloads a page mid-response (a live stream, a download) is
+    routine in a monitoring centre: one debug line, not an error with a traceback."""
+    try:
+        return await handler(request)
+    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError is one
+        log.debug("web: client went away during %s %s: %s", request.method, request.path, exc)
+        # Nothing can reach the client any more; aiohttp drops this answer as a premature
+        # disconnection (at debug level) when it finds the transport closed.
+        return web.Response(status=204)
+
+
+@web.middleware
 async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -107,6 +122,16 @@ async def security_headers(
 def _secure(request: web.Request, resp: web.StreamResponse) -> None:
     if resp.prepared:
         return
+    _add_security_headers(request, resp)
+
+
+async def _on_prepare(request: web.Request, resp: web.StreamResponse) -> None:
+    """Streamed answers (the live SSE stream, files) are prepared inside their handler,
+    before the middleware sees them: they get the same headers here."""
+    _add_security_headers(request, resp)
+
+
+def _add_security_headers(request: web.Request, resp: web.StreamResponse) -> None:
     h = resp.headers
     h.setdefault("Content-Security-Policy", CSP)
     h.setdefault("X-Frame-Options", "DENY")
@@ -161,8 +186,11 @@ def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
     """The aiohttp application for ``hub`` (routes from the table, then the pages)."""
     from hub.web import pages
 
-    app = web.Application(middlewares=[security_headers, api_errors], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[client_gone, security_headers, api_errors], client_max_size=1024**2
+    )
     app[STATE] = WebState(hub=hub, tls=tls)
+    app.on_response_prepare.append(_on_prepare)
     for ep in ENDPOINTS:
         app.router.add_route(ep.method, ep.path, guarded(compile_endpoint(ep)))
     pages.setup(app)
@@ -210,7 +238,8 @@ class WebService:
         self.host = cfg.host
         self.requested_port = cfg.port
         self.tls = cfg.tls_cert_file is not None
-        self.app = create_app(hub, tls=self.tls)
+        # Cookies are Secure when the hub serves HTTPS itself or a TLS proxy sits in front.
+        self.app = create_app(hub, tls=self.tls or cfg.secure_cookies)
         self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         self.port = 0
         self._task: asyncio.Task[None] | None = None
