@@ -20,6 +20,7 @@ SIMULATORS: dict[str, str] = {
     "broadcast": "a public-address controller (HTTP) and SIP paging endpoint",
     "police": "the police alarm platform: subscribes, validates, sends receipts and commands",
     "mall": "a whole simulated mall from a site config",
+    "gb28181": "a GB/T 28181 upper-level platform: registration, catalog, alarms, live video",
 }
 
 
