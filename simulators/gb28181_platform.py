@@ -165,6 +165,8 @@ class UpperPlatform:
     strict_id: bool = True
     """Answer 404 to a REGISTER addressed to another platform ID."""
     reject_reused_call_id: bool = True
+    ignore_alarms: int = 0
+    """Fault switch: leave this many ``Notify/Alarm`` MESSAGEs unanswered."""
     registrations: dict[str, Registration] = field(default_factory=dict)
     alarms: list[ReceivedAlarm] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
@@ -172,6 +174,7 @@ class UpperPlatform:
 
     def __post_init__(self) -> None:
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_closed: asyncio.Future[None] | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_writers: dict[Addr, asyncio.StreamWriter] = {}
         self._nonces: set[str] = set()
@@ -198,18 +201,28 @@ class UpperPlatform:
         loop = asyncio.get_running_loop()
         platform = self
 
+        closed: asyncio.Future[None] = loop.create_future()
+
         class Udp(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: Any) -> None:
                 platform._receive(data, (addr[0], addr[1]), "UDP")
 
+            def connection_lost(self, exc: Exception | None) -> None:
+                if not closed.done():
+                    closed.set_result(None)
+
         transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(self.host, self.port))
         self._udp = transport
+        self._udp_closed = closed
         self.port = int(transport.get_extra_info("sockname")[1])
         self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
 
     async def stop(self) -> None:
         if self._udp is not None:
             self._udp.close()
+            if self._udp_closed is not None:
+                await self._udp_closed  # the port is free again once the socket is closed
+            self._udp = None
         if self._tcp is not None:
             self._tcp.close()
         for writer in self._tcp_writers.values():
@@ -290,10 +303,6 @@ class UpperPlatform:
         call_id = msg.get("call-id")
         target = user_of(msg.start)
         realm = self.realm or self.platform_id[:10]
-        if self.strict_id and target != self.platform_id:
-            self.counters["wrong_platform_id"] += 1
-            self._send(reply(msg, 404, "Not Found"), addr, transport)
-            return
         auth = msg.get("authorization")
         if not auth:
             if self.reject_reused_call_id and call_id in self._used_call_ids:
@@ -323,6 +332,12 @@ class UpperPlatform:
             self._send(reply(msg, 403, "Forbidden"), addr, transport)
             return
         self._nonces.discard(params.get("nonce", ""))
+        if self.strict_id and target != self.platform_id:
+            # As platforms in the field do: authenticated, but addressed to another ID.
+            self.counters["wrong_platform_id"] += 1
+            contact = ("contact", f"<sip:{self.platform_id}@{self.host}:{self.port}>")
+            self._send(reply(msg, 404, "Not Found", contact), addr, transport)
+            return
         self._used_call_ids.add(call_id)
         expires = int(msg.get("expires") or self.expires)
         loop = asyncio.get_running_loop()
@@ -349,6 +364,10 @@ class UpperPlatform:
         except (ET.ParseError, UnicodeDecodeError, LookupError):
             self.counters["bad_xml"] += 1
             self._send(reply(msg, 400, "Bad Request"), addr, transport)
+            return
+        if root.tag == "Notify" and root.findtext("CmdType") == "Alarm" and self.ignore_alarms:
+            self.ignore_alarms -= 1
+            self.counters["alarm_ignored"] += 1
             return
         registration = self.registrations.get(device_id)
         if registration is None:
@@ -493,3 +512,15 @@ class UpperPlatform:
         async with asyncio.timeout(5):
             await event.wait()
         return self._responses[sn]
+
+    async def subscribe_alarms(self, device_id: str, expires: int = 3600) -> Msg:
+        """``SUBSCRIBE`` to the device's alarms; alarms then also arrive as in-dialog NOTIFY."""
+        sn = self.next_sn()
+        inner = "<StartAlarmPriority>0</StartAlarmPriority><EndAlarmPriority>0</EndAlarmPriority>"
+        body = self._xml("Query", "Alarm", sn, device_id, inner)
+        extra = [
+            ("event", "Alarm"),
+            ("expires", str(expires)),
+            ("contact", f"<sip:{self.platform_id}@{self.host}:{self.port}>"),
+        ]
+        return await self.request(device_id, "SUBSCRIBE", body, extra)

@@ -87,6 +87,8 @@ class QueryHandler:
             return
         if response.status >= 300:
             self.counters["reply_refused"] += 1
+        else:
+            self.counters["reply_answered"] += 1
 
     async def _answer(self, msg: Manscdp, channel: Channel | None) -> list[Node]:
         cfg = self.config
