@@ -18,8 +18,8 @@ import hmac
 import re
 import secrets
 import time
-from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -39,12 +39,16 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
-#: Wrong passwords in a row before the account is locked, and for how long.
+#: Login throttling (see LoginGuard): wrong passwords for one account from one address
+#: before that address is refused for that account, failures from one address (any names)
+#: before the address is refused, and the window both count in.
 MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
-#: Failed logins per client address within the window before it is throttled.
 ADDRESS_FAILURES = 20
-ADDRESS_WINDOW_S = 15 * 60
+THROTTLE_WINDOW_S = 15 * 60
+#: Failures on one account (from every address) after which each attempt on it waits, and
+#: how long at most: slowed, never refused, so an admin at their own desk always gets in.
+SLOW_AFTER = 10
+SLOW_MAX_S = 4.0
 
 SESSION_COOKIE = "mallhub_session"
 PRELOGIN_COOKIE = "mallhub_prelogin"
@@ -210,8 +214,9 @@ class SessionStore:
     def drop(self, key: str) -> None:
         self._sessions.pop(key, None)
 
-    def drop_user(self, user_id: int) -> None:
-        for key in [k for k, s in self._sessions.items() if s.user_id == user_id]:
+    def drop_user(self, user_id: int, keep: str | None = None) -> None:
+        """End the user's sessions (all but ``keep``, the key of the one asking)."""
+        for key in [k for k, s in self._sessions.items() if s.user_id == user_id and k != keep]:
             del self._sessions[key]
 
     def __len__(self) -> int:
@@ -227,32 +232,105 @@ class SessionStore:
             del self._sessions[key]
 
 
+def _window() -> deque[float]:
+    return deque()
+
+
 @dataclass(slots=True)
-class AddressThrottle:
-    """Failed logins per client address in a sliding window (in memory)."""
+class LoginGuard:
+    """Who may try a password now, and how long they wait first.
 
-    limit: int = ADDRESS_FAILURES
-    window_s: float = ADDRESS_WINDOW_S
-    _fails: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    * Per address: ADDRESS_FAILURES wrong passwords (any user names) from one client
+      address within the window, and the address is refused (429) for any name.
+    * Per account and address: MAX_FAILURES wrong passwords for one name from one address,
+      and that address is refused for that name (429); the same name from other addresses
+      still works, so nobody can lock an admin out of the monitoring room's own screens.
+    * Per account: after SLOW_AFTER failures on one name from all addresses together, each
+      attempt on that name waits (growing to SLOW_MAX_S) before the password is checked:
+      a guessing botnet is slowed down, the real admin is only made to wait.
 
-    def _prune(self, address: str) -> deque[float]:
-        q = self._fails[address]
-        cutoff = time.monotonic() - self.window_s
+    Every rule is kept by name (case-folded) in memory, for names that exist and names that
+    do not alike, and is checked before the store is asked: the answers and their timing do
+    not tell which user names exist. A hub restart forgets the counts; the store keeps the
+    audit trail of every failure.
+    """
+
+    address_limit: int = ADDRESS_FAILURES
+    pair_limit: int = MAX_FAILURES
+    slow_after: int = SLOW_AFTER
+    slow_max_s: float = SLOW_MAX_S
+    window_s: float = THROTTLE_WINDOW_S
+    clock: Callable[[], float] = time.monotonic
+    _by_address: dict[str, deque[float]] = field(default_factory=dict)
+    _by_pair: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _by_account: dict[str, deque[float]] = field(default_factory=dict)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name[:64].casefold()
+
+    def _recent(self, table: dict[Any, deque[float]], key: Any) -> deque[float]:
+        q = table.get(key)
+        if q is None:
+            return _window()
+        cutoff = self.clock() - self.window_s
         while q and q[0] < cutoff:
             q.popleft()
+        if not q:
+            del table[key]
         return q
 
-    def retry_after(self, address: str) -> float | None:
-        """Seconds until the address may try again, or None when it may now."""
-        q = self._prune(address)
-        if len(q) < self.limit:
-            if not q:
-                self._fails.pop(address, None)
+    def _wait(self, q: deque[float], limit: int) -> float | None:
+        if len(q) < limit:
             return None
-        return max(1.0, q[0] + self.window_s - time.monotonic())
+        return max(1.0, q[-limit] + self.window_s - self.clock())
 
-    def failed(self, address: str) -> None:
-        self._prune(address).append(time.monotonic())
+    def retry_after(self, name: str, address: str) -> float | None:
+        """Seconds until this address may try this name again, or None when it may now."""
+        by_address = self._wait(self._recent(self._by_address, address), self.address_limit)
+        pair = self._wait(self._recent(self._by_pair, (self._key(name), address)), self.pair_limit)
+        waits = [w for w in (by_address, pair) if w is not None]
+        return max(waits) if waits else None
+
+    def delay(self, name: str) -> float:
+        """Seconds to wait before checking a password for ``name`` (0 when not under attack)."""
+        n = len(self._recent(self._by_account, self._key(name))) - self.slow_after
+        if n < 0:
+            return 0.0
+        return min(self.slow_max_s, 0.25 * 2.0**n)
+
+    def failed(self, name: str, address: str) -> None:
+        now = self.clock()
+        key = self._key(name)
+        tables: tuple[tuple[dict[Any, deque[float]], Any], ...] = (
+            (self._by_address, address),
+            (self._by_pair, (key, address)),
+            (self._by_account, key),
+        )
+        for table, k in tables:
+            table.setdefault(k, _window()).append(now)
+        if len(self._by_pair) > 100_000:  # a flood of names: keep memory bounded
+            self._prune()
+
+    def succeeded(self, name: str, address: str) -> None:
+        self._by_pair.pop((self._key(name), address), None)
+
+    def forget(self, name: str) -> None:
+        """An admin unlocked the account: its counts start again from every address."""
+        key = self._key(name)
+        self._by_account.pop(key, None)
+        for pair in [p for p in self._by_pair if p[0] == key]:
+            del self._by_pair[pair]
+
+    def _prune(self) -> None:
+        tables: tuple[dict[Any, deque[float]], ...] = (
+            self._by_address,
+            self._by_pair,
+            self._by_account,
+        )
+        for table in tables:
+            for k in list(table):
+                self._recent(table, k)
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:
@@ -446,12 +524,14 @@ class UpdateUser:
 
 @dataclass(slots=True)
 class LoginFailed:
-    """Count a wrong password; lock the account after MAX_FAILURES in a row."""
+    """Count a wrong password (shown to admins, audited). The store never locks an
+    account: throttling is LoginGuard's, by address, so that it cannot lock anyone out."""
 
     name: str
     address: str
+    action: str = "login.failed"
 
-    async def apply(self, ctx: WriteContext) -> datetime | None:
+    async def apply(self, ctx: WriteContext) -> None:
         row = (
             await ctx.session.execute(select(User).where(User.name == self.name))
         ).scalar_one_or_none()
@@ -459,11 +539,7 @@ class LoginFailed:
         if row is not None:
             row.failed_logins = (row.failed_logins or 0) + 1
             detail["failures"] = row.failed_logins
-            if row.failed_logins >= MAX_FAILURES:
-                row.locked_until = ctx.now + LOCKOUT
-                detail["locked_until"] = iso(row.locked_until)
-        ctx.audit(f"web:{self.name[:64]}", "login.failed", f"user:{self.name[:64]}", detail)
-        return row.locked_until if row is not None else None
+        ctx.audit(f"web:{self.name[:64]}", self.action, f"user:{self.name[:64]}", detail)
 
 
 @dataclass(slots=True)

@@ -8,7 +8,15 @@ import functools
 from typing import Any
 
 from hub import __version__
-from hub.web.auth import CSRF_HEADER, SESSION_COOKIE
+from hub.web.auth import (
+    ADDRESS_FAILURES,
+    CSRF_HEADER,
+    MAX_FAILURES,
+    SESSION_COOKIE,
+    SLOW_AFTER,
+    SLOW_MAX_S,
+    THROTTLE_WINDOW_S,
+)
 from hub.web.routing import JSON, Endpoint, harden
 from hub.web.schemas import COMPONENTS, ref
 
@@ -156,6 +164,37 @@ def markdown() -> str:
         "non-public endpoint answers 401; with too low a role, 403; a state-changing request "
         "with the cookie but without the CSRF token, 403. Errors are "
         '`{"error": code, "message": text}`.',
+        "",
+        "## Logging in, and guessing passwords",
+        "",
+        "Wrong passwords never lock an account: that would let anyone lock the only admin "
+        "out of the monitoring centre. The hub throttles by client address instead, and "
+        "slows down guessing spread over many addresses:",
+        "",
+        f"- {MAX_FAILURES} wrong passwords for one user name from one address within "
+        f"{THROTTLE_WINDOW_S // 60} minutes: that address is refused for that name "
+        "(`429`, `throttled`, with `Retry-After`) until the window has passed; the same name "
+        "from any other address still logs in, and so does any other name from that address;",
+        f"- {ADDRESS_FAILURES} wrong passwords from one address for any names within the same "
+        "window: that address is refused for every name;",
+        f"- {SLOW_AFTER} wrong passwords for one name from all addresses together: each further "
+        f"try on that name waits before the password is checked, doubling up to {SLOW_MAX_S:g} s "
+        "— slowed, never refused;",
+        "- a name that does not exist, a disabled account and a wrong password get the same "
+        "answer (`401`, `invalid_credentials`) after the same work (a password hash is checked "
+        "either way), and every rule above counts names that do not exist exactly like real "
+        "ones, before the store is asked: the answers do not tell which names exist;",
+        "- `PUT /api/v1/me/password` checks the current password under the same rules (so an "
+        "API token cannot be used to guess it) and ends every other session of the user;",
+        "- failures are audited (`login.failed`, `password.change_failed`) and counted on the "
+        "user (`failed_logins`); `PATCH /api/v1/users/{name}` with `unlock` (or a new "
+        "password) clears the counts. The counts live in the hub's memory: a restart clears "
+        "them.",
+        "",
+        "Behind a TLS reverse proxy, set `http.secure_cookies: true` so the cookies are marked "
+        "Secure (they are anyway when the hub serves HTTPS itself with `http.tls_cert_file`).",
+        "",
+        "## Routes",
         "",
         "| method | path | least role | summary |",
         "|---|---|---|---|",

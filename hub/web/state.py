@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hub.store.writer import iso
-from hub.web.auth import AddressThrottle, SessionStore
+from hub.web.auth import LoginGuard, SessionStore
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -99,7 +99,7 @@ class WebState:
     hub: Hub
     tls: bool
     sessions: SessionStore = field(default_factory=SessionStore)
-    throttle: AddressThrottle = field(default_factory=AddressThrottle)
+    guard: LoginGuard = field(default_factory=LoginGuard)
     live: LiveFanout = field(default_factory=LiveFanout)
     token_touched: dict[int, float] = field(default_factory=dict)
     snapshot_secret: bytes | None = None

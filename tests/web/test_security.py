@@ -1,5 +1,6 @@
 """Every endpoint is guarded: 401 without a session or token, 403 with too low a role or
-without the CSRF token; wrong passwords lock the account; headers and cookies are strict."""
+without the CSRF token; wrong passwords throttle the address, never lock the account;
+headers and cookies are strict."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ from sqlalchemy import select
 
 from hub.store.models import ApiToken, AuditLog, User
 from hub.web.api import ENDPOINTS
-from hub.web.auth import MAX_FAILURES, RANK, ROLES, hash_password, verify_password
+from hub.web.auth import (
+    MAX_FAILURES,
+    RANK,
+    ROLES,
+    SLOW_AFTER,
+    SLOW_MAX_S,
+    THROTTLE_WINDOW_S,
+    LoginGuard,
+    hash_password,
+    verify_password,
+)
 from hub.web.routing import Endpoint
+from hub.web.state import STATE
 from tests.web.webtest import PASSWORD, Browserless, WebHub
 
 SAMPLE = {
@@ -86,46 +98,118 @@ async def test_state_changing_request_without_csrf_token_is_403(wh: WebHub) -> N
             assert r.status == 403
 
 
-async def test_wrong_passwords_lock_the_account(wh: WebHub) -> None:
-    async with Browserless(wh.url) as c:
-        for i in range(MAX_FAILURES):
-            r = await c.login("operator", "wrong password!")
-            assert r.status == (401 if i < MAX_FAILURES - 1 else 429), (i, r.status)
-        # Now even the right password is refused, with a Retry-After.
-        r = await c.login("operator", PASSWORD)
-        assert r.status == 429
+def from_address(wh: WebHub, address: str) -> Browserless:
+    """A client whose connections come from ``address`` (any 127.x.y.z is loopback)."""
+    c = Browserless(wh.url)
+    c.session._connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    return c
+
+
+async def _attempts(c: Browserless, name: str, password: str, n: int) -> list[tuple[int, str]]:
+    out = []
+    for _ in range(n):
+        r = await c.login(name, password)
+        out.append((r.status, (await r.json())["error"] if r.status != 200 else "ok"))
+    return out
+
+
+async def test_wrong_passwords_throttle_the_address_not_the_account(wh: WebHub) -> None:
+    async with from_address(wh, "127.0.0.1") as c:
+        fails = await _attempts(c, "admin", "wrong password!", MAX_FAILURES)
+        assert fails == [(401, "invalid_credentials")] * MAX_FAILURES
+        # From this address even the right password is refused now, with a Retry-After.
+        r = await c.login("admin", PASSWORD)
+        assert r.status == 429 and (await r.json())["error"] == "throttled"
         assert int(r.headers["Retry-After"]) > 60
-        assert (await r.json())["error"] == "locked"
+        # Other accounts from the same address are not.
+        assert (await c.login("viewer")).status == 200
+    # The only admin is not locked out: from the monitoring room's own screen they log in.
+    async with from_address(wh, "127.0.0.2") as c:
+        assert (await c.login("admin")).status == 200
     async with wh.hub.engine.connect() as conn:
-        user = (await conn.execute(select(User).where(User.name == "operator"))).one()
-        fails = (
+        user = (await conn.execute(select(User).where(User.name == "admin"))).one()
+        fails_logged = (
             await conn.execute(
                 select(AuditLog).where(
-                    AuditLog.action == "login.failed", AuditLog.subject == "user:operator"
+                    AuditLog.action == "login.failed", AuditLog.subject == "user:admin"
                 )
             )
         ).all()
-    assert user.failed_logins == MAX_FAILURES and user.locked_until is not None
-    assert len(fails) == MAX_FAILURES
+    assert user.locked_until is None
+    assert len(fails_logged) == MAX_FAILURES
     # The audit log never holds the password.
-    assert all("wrong password" not in str(f.detail) for f in fails)
-    # Other accounts are unaffected.
-    async with Browserless(wh.url) as c:
-        assert (await c.login("viewer")).status == 200
+    assert all("wrong password" not in str(f.detail) for f in fails_logged)
 
 
-async def test_unknown_users_fail_like_wrong_passwords_and_addresses_are_throttled(
-    wh: WebHub,
-) -> None:
-    st = wh.hub.parts["web"].app[__import__("hub.web.state", fromlist=["STATE"]).STATE]
-    st.throttle.limit = 3
-    async with Browserless(wh.url) as c:
-        for _ in range(3):
-            r = await c.login("nobody", "whatever it is")
+async def test_unknown_users_get_the_same_answers_as_real_ones(wh: WebHub) -> None:
+    answers = {}
+    for address, name in (("127.0.0.3", "operator"), ("127.0.0.4", "nobody")):
+        async with from_address(wh, address) as c:
+            answers[name] = await _attempts(c, name, "wrong password!", MAX_FAILURES + 2)
+    assert answers["operator"] == answers["nobody"]
+    assert answers["nobody"][-1] == (429, "throttled")
+
+
+async def test_an_address_failing_for_many_names_is_throttled(wh: WebHub) -> None:
+    wh.hub.parts["web"].app[STATE].guard.address_limit = 3
+    async with from_address(wh, "127.0.0.5") as c:
+        for name in ("nobody", "somebody", "viewer"):
+            r = await c.login(name, "whatever it is")
             assert r.status == 401
             assert (await r.json())["error"] == "invalid_credentials"
         r = await c.login("admin", PASSWORD)
         assert r.status == 429 and (await r.json())["error"] == "throttled"
+    async with from_address(wh, "127.0.0.6") as c:
+        assert (await c.login("admin")).status == 200
+
+
+def test_an_account_under_attack_from_many_addresses_is_slowed_never_refused() -> None:
+    now = [1000.0]
+    guard = LoginGuard(clock=lambda: now[0])
+    for i in range(SLOW_AFTER):
+        assert guard.delay("Admin") == 0
+        guard.failed("admin", f"10.0.0.{i}")
+    delays = []
+    for i in range(20):
+        delays.append(guard.delay("ADMIN"))
+        guard.failed("admin", f"10.1.0.{i}")
+    assert delays[0] > 0 and delays == sorted(delays) and max(delays) == SLOW_MAX_S
+    # A fresh address is never refused for the account, however many addresses failed.
+    assert guard.retry_after("admin", "192.168.1.10") is None
+    # The window passes: no slow-down any more.
+    now[0] += THROTTLE_WINDOW_S + 1
+    assert guard.delay("admin") == 0
+    # An unknown name is treated exactly alike (the guard never asks the store).
+    for i in range(SLOW_AFTER + 1):
+        guard.failed("ghost", f"10.2.0.{i}")
+        guard.failed("admin", f"10.2.0.{i}")
+    assert guard.delay("ghost") == guard.delay("admin") > 0
+
+
+async def test_password_change_is_throttled_and_ends_other_sessions(wh: WebHub) -> None:
+    async with Browserless(wh.url) as other, Browserless(wh.url) as me:
+        assert (await other.login("operator")).status == 200
+        assert (await me.login("operator")).status == 200
+        # With a stolen token, the current password cannot be guessed at will.
+        token = {"Authorization": f"Bearer {wh.tokens['operator']}"}
+        async with aiohttp.ClientSession(wh.url, headers=token) as s:
+            for _ in range(MAX_FAILURES):
+                body = {"current": "a guess at it", "new": "a new long password"}
+                async with s.put("/api/v1/me/password", json=body) as r:
+                    assert r.status == 403, await r.text()
+            body = {"current": PASSWORD, "new": "a new long password"}
+            async with s.put("/api/v1/me/password", json=body) as r:
+                assert r.status == 429 and "Retry-After" in r.headers
+        wh.hub.parts["web"].app[STATE].guard.forget("operator")
+        new = "another long password"
+        async with me.session.put(
+            "/api/v1/me/password", json={"current": PASSWORD, "new": new}, headers=me.headers()
+        ) as r:
+            assert r.status == 200, await r.text()
+        async with me.session.get("/api/v1/me") as r:
+            assert r.status == 200  # the session that changed it stays
+        async with other.session.get("/api/v1/me") as r:
+            assert r.status == 401  # every other one ends
 
 
 async def test_session_cookie_flags_security_headers_and_logout(wh: WebHub) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from aiohttp import web
 
-from hub.store.writer import now_utc
 from hub.web.api.common import json_reply, principal
 from hub.web.api.params import PASSWORD, strict_obj
 from hub.web.auth import (
-    LOCKOUT,
     PRELOGIN_COOKIE,
     SESSION_COOKIE,
     AuthError,
@@ -82,36 +81,46 @@ class LoginRefused(Exception):
         self.retry_after = retry_after
 
 
+THROTTLED = "too many failed logins from this address: try again later"
+
+
+async def check_password(
+    st: WebState, name: str, password: str, address: str, stored: str | None
+) -> bool:
+    """A password attempt for ``name`` from ``address`` under the LoginGuard's rules.
+
+    Raises LoginRefused(429) when the address is throttled for that name; waits the
+    account's slow-down; counts a failure. Costs the same for names that do not exist.
+    """
+    guard = st.guard
+    wait = guard.retry_after(name, address)
+    if wait is not None:
+        raise LoginRefused(429, "throttled", THROTTLED, wait)
+    delay = guard.delay(name)
+    if delay > 0:
+        # Deliberate: the account is under attack from many addresses; each try costs time.
+        await asyncio.sleep(delay)
+    ok = await verify_password_async(password[:1024], stored)
+    if ok:
+        guard.succeeded(name, address)
+    else:
+        guard.failed(name, address)
+    return ok
+
+
 async def login(st: WebState, name: str, password: str, address: str) -> tuple[str, Principal]:
     """Check a name and password; returns the new session cookie value and the caller.
 
-    Raises LoginRefused (401 wrong, 429 throttled or locked). The answer for an unknown
+    Raises LoginRefused (401 wrong, 429 throttled). The answer for an unknown or disabled
     user is the same as for a wrong password, and costs the same time.
     """
-    wait = st.throttle.retry_after(address)
-    if wait is not None:
-        raise LoginRefused(429, "throttled", "too many failed logins from this address", wait)
     found = await get_user(st.hub.engine, name) if len(name) <= 64 else None
     user, stored = found if found is not None else (None, None)
-    if user is not None and user.locked(now_utc()):
-        assert user.locked_until is not None
-        raise LoginRefused(
-            429,
-            "locked",
-            "too many wrong passwords: the account is locked for a while",
-            (user.locked_until - now_utc()).total_seconds(),
-        )
-    ok = await verify_password_async(password[:1024], stored)
+    ok = await check_password(st, name, password, address, stored)
     if not ok or user is None or user.disabled:
-        st.throttle.failed(address)
-        locked_until = await st.hub.submit(LoginFailed(name[:64], address))
-        if locked_until is not None:
-            raise LoginRefused(
-                429,
-                "locked",
-                "too many wrong passwords: the account is locked for a while",
-                LOCKOUT.total_seconds(),
-            )
+        if ok:  # a disabled account's right password counts like a wrong one
+            st.guard.failed(name, address)
+        await st.hub.submit(LoginFailed(name[:64], address))
         raise LoginRefused(401, "invalid_credentials", "wrong user name or password", None)
     await st.hub.submit(LoginSucceeded(user.name, address))
     cookie, session = st.sessions.create(user.id, user.name)
@@ -160,11 +169,21 @@ async def h_me(request: web.Request) -> web.StreamResponse:
 
 
 async def h_password(request: web.Request) -> web.StreamResponse:
+    """Change the caller's password. The current password is checked under the same
+    throttling as a login (a stolen API token cannot be used to guess it), and every other
+    session of the user ends."""
     st = state_of(request)
     p = principal(request)
     body = request[BODY]
+    address = request.remote or "?"
     found = await get_user(st.hub.engine, p.name)
-    if found is None or not await verify_password_async(body["current"], found[1]):
+    try:
+        ok = await check_password(st, p.name, body["current"], address, found[1] if found else None)
+    except LoginRefused as exc:
+        headers = {"Retry-After": str(int(exc.retry_after or 0) + 1)}
+        raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
+    if found is None or not ok:
+        await st.hub.submit(LoginFailed(p.name, address, action="password.change_failed"))
         raise ApiError(403, "wrong_password", "the current password is wrong")
     try:
         check_password_policy(body["new"])
@@ -172,6 +191,7 @@ async def h_password(request: web.Request) -> web.StreamResponse:
         raise unprocessable(str(exc)) from None
     h = await hash_password_async(body["new"])
     await st.hub.submit(UpdateUser(p.name, p.actor, password_hash=h))
+    st.sessions.drop_user(p.user_id, keep=p.session_key)
     return json_reply({"ok": True})
 
 
@@ -194,8 +214,12 @@ ROUTES: tuple[Endpoint, ...] = (
         ),
         response=ref("Me"),
         errors=(401, 429),
-        description="Wrong passwords are counted per account (locked after 5 in a row) and "
-        "per client address; both answer 429 with Retry-After.",
+        description="Wrong passwords are throttled by client address, never by locking the "
+        "account: 5 wrong passwords for one name from one address, or 20 for any names, and "
+        "that address is refused (429 with Retry-After) for 15 minutes; other addresses can "
+        "still log in. After 10 failures on one name from all addresses together, each try "
+        "on that name waits (up to 4 s) before it is checked. Unknown names get the same "
+        "answers in the same time as real ones.",
     ),
     Endpoint(
         "DELETE",
@@ -233,5 +257,8 @@ ROUTES: tuple[Endpoint, ...] = (
             ["current", "new"],
         ),
         response=obj(["ok"], ok=BOOL),
+        errors=(429,),
+        description="The current password is checked under the login's throttling (403 when "
+        "wrong, 429 with Retry-After when throttled). Every other session of the user ends.",
     ),
 )

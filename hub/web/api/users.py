@@ -101,6 +101,8 @@ async def h_update_user(request: web.Request) -> web.StreamResponse:
         raise not_found("there is no such user") from None
     if disable or pw_hash is not None:
         st.sessions.drop_user(user.id)
+    if body.get("unlock") or pw_hash is not None:
+        st.guard.forget(name)
     return json_reply(view.to_json())
 
 
