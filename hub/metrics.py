@@ -234,6 +234,14 @@ class Metrics:
                 "Messages published to the police platform (all kinds, repeats included).",
                 value=float(link.published),
             )
+            rejected = CounterMetricFamily(
+                "mallhub_police_rejected",
+                "Receipts and commands from the police platform that were refused, by reason.",
+                labels=["topic", "reason"],
+            )
+            for (topic, reason), n in sorted(hub.police.inbox.rejections.counts.items()):
+                rejected.add_metric([topic, reason], float(n))
+            yield rejected
             if link.last_receipt_at is not None:
                 yield GaugeMetricFamily(
                     "mallhub_police_last_receipt_timestamp_seconds",

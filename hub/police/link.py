@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -29,11 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import __version__
 from hub.config import SiteConfig
 from hub.police.brokers import BrokerRotation
+from hub.police.commands import CommandHandler, PoliceInbox
+from hub.police.incoming import CommandError
+
+__all__ = ["CommandError", "LinkState", "PoliceLink"]
 from hub.store.models import Outbox, Retained
 from hub.store.writer import (
-    EnqueueMessage,
     MarkPublished,
-    MarkReceipted,
     OutboxMessage,
     StoreWriter,
     iso,
@@ -47,27 +48,10 @@ log = logging.getLogger(__name__)
 mqtt_log = logging.getLogger(f"{__name__}.mqtt")
 mqtt_log.setLevel(logging.ERROR)
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-MAX_COMMAND_BYTES = 64 * 1024
-# Larger commands are refused, but up to this size we still read the request_id so the
-# platform gets its answer on its own response topic.
-MAX_PARSE_BYTES = 1024 * 1024
-RESPONSE_PRIORITY = 2
 FRESH_LIMIT = 10_000
 """Messages held in memory for publishing; beyond that the store is scanned instead."""
 IDLE_SCAN_S = 5.0
 """When nothing happens, the store is scanned this often (a CLI may have written)."""
-
-CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class CommandError(Exception):
-    """A command could not be carried out; ``code`` goes into the error response."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -109,7 +93,7 @@ class PoliceLink:
         self.client_id = f"mallhub-{config.site.id}"
         self.started_at = started_at or now_utc()
         self.state = LinkState()
-        self.handlers: dict[str, CommandHandler] = {}
+        self.inbox = PoliceInbox(config.site.id, self.prefix, writer, self.state)
         self._wake = asyncio.Event()
         self._stopping = False
         self._client: aiomqtt.Client | None = None
@@ -154,7 +138,7 @@ class PoliceLink:
 
     def register(self, name: str, handler: CommandHandler) -> None:
         """Answer ``<p>/commands/<name>`` with ``handler``."""
-        self.handlers[name] = handler
+        self.inbox.handlers[name] = handler
 
     def _on_commit(self, pairs: Any) -> None:
         for op, _ in pairs:
@@ -473,74 +457,11 @@ class PoliceLink:
             topic = message.topic.value
             payload = message.payload if isinstance(message.payload, bytes) else b""
             if topic == receipts:
-                await self._receipt(payload)
+                await self.inbox.receipt(payload)
             elif topic.startswith(commands):
                 name = topic[len(commands) :]
-                tg.create_task(self._command(name, payload), name=f"police-command-{name}")
-
-    async def _receipt(self, payload: bytes) -> None:
-        try:
-            body = json.loads(payload)
-            event_id = body["event_id"]
-            by = str(body.get("by") or "police")
-            if not isinstance(event_id, str) or len(event_id) > 64:
-                raise ValueError("event_id must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring malformed receipt: %s", exc)
-            return
-        found = await self.writer.submit(MarkReceipted(event_id, by, None))
-        self.state.receipts += 1
-        self.state.last_receipt_at = now_utc()
-        if found:
-            log.debug("receipt for %s by %s", event_id, by)
-
-    async def _command(self, name: str, payload: bytes) -> None:
-        self.state.commands += 1
-        request_id: str | None = None
-        try:
-            if len(payload) > MAX_PARSE_BYTES:
-                raise CommandError("too_large", f"command payload over {MAX_COMMAND_BYTES} bytes")
-            try:
-                body = json.loads(payload)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise CommandError("malformed", f"payload is not JSON: {exc}") from exc
-            if not isinstance(body, dict):
-                raise CommandError("malformed", "payload must be a JSON object")
-            rid = body.get("request_id")
-            if not isinstance(rid, str) or not REQUEST_ID.match(rid):
-                raise CommandError(
-                    "malformed", "request_id must be 1-64 characters of A-Z a-z 0-9 . _ : -"
-                )
-            request_id = rid
-            if len(payload) > MAX_COMMAND_BYTES:
-                raise CommandError("too_large", f"command payload over {MAX_COMMAND_BYTES} bytes")
-            handler = self.handlers.get(name)
-            if handler is None:
-                raise CommandError("unknown_command", f"unknown command {name!r}")
-            result = await handler(body)
-            response: dict[str, Any] = {"ok": True, "result": result}
-        except CommandError as exc:
-            self.state.command_errors += 1
-            response = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
-        except Exception as exc:  # a handler bug must not take the link down
-            self.state.command_errors += 1
-            log.exception("command %s failed", name)
-            response = {
-                "ok": False,
-                "error": {"code": "internal", "message": type(exc).__name__},
-            }
-        message = {
-            "schema": "mallhub/response/1",
-            "site_id": self.config.site.id,
-            "request_id": request_id,
-            "command": name[:64],
-            "ts": iso(now_utc()),
-            **response,
-        }
-        topic = f"{self.prefix}/responses/{request_id or '_invalid'}"
-        await self.writer.submit(
-            EnqueueMessage("response", topic, message, priority=RESPONSE_PRIORITY)
-        )
+                run = self.inbox.command(name, payload, retained=bool(message.retain))
+                tg.create_task(run, name=f"police-command-{name[:64]}")
 
 
 class FrozenProperties(Properties):
