@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from hub.police.incoming import (
     REQUEST_ID,
@@ -25,9 +26,6 @@ from hub.police.incoming import (
 )
 from hub.store.writer import EnqueueMessage, MarkReceipted, StoreWriter, iso, now_utc
 
-if TYPE_CHECKING:
-    from hub.police.link import LinkState
-
 log = logging.getLogger("hub.police.link")
 
 REQUEST_ID_RULE = "request_id must be 1-64 characters of A-Z a-z 0-9 . _ : -"
@@ -40,10 +38,21 @@ RESPONSE_PRIORITY = 2
 CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+class InboxCounters(Protocol):
+    """Where the inbox counts what it handled (the link's state)."""
+
+    receipts: int
+    last_receipt_at: datetime | None
+    commands: int
+    command_errors: int
+
+
 class PoliceInbox:
     """What arrives on ``<p>/receipts`` and ``<p>/commands/<name>``."""
 
-    def __init__(self, site_id: str, prefix: str, writer: StoreWriter, state: LinkState) -> None:
+    def __init__(
+        self, site_id: str, prefix: str, writer: StoreWriter, state: InboxCounters
+    ) -> None:
         self.site_id = site_id
         self.prefix = prefix
         self.writer = writer
