@@ -119,6 +119,9 @@ class MallSimulator:
             )
             await self._stack.enter_async_context(sim)
             self.cameras[str(cam["id"])] = sim
+        if self.cameras:
+            # All cameras play the same encoded loops: have them ready before the hub asks.
+            await next(iter(self.cameras.values())).video_ready()
         receiver = self.site.get("alarm_receiver") or {}
         port = int(receiver.get("tcp_port", 10001))
         for p in devices.get("alarm_panels") or []:

@@ -238,10 +238,16 @@ class Scene:
         cv2.subtract(img, neg[oy : oy + h, ox : ox + w], dst=img)
 
     def _make_noise(self, rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-        shape = (self.height + _NOISE_MARGIN, self.width + _NOISE_MARGIN, 1)
-        n = np.rint(rng.normal(0.0, _SENSOR_NOISE_SIGMA, shape))
-        n = np.repeat(n, 3, axis=2)  # luminance noise, as most sensors show
-        return (n.clip(0, 255).astype(np.uint8), (-n).clip(0, 255).astype(np.uint8))
+        shape = (self.height + _NOISE_MARGIN, self.width + _NOISE_MARGIN)
+        # Single precision, one channel, then widened: a 1080p bank costs a tenth of a second.
+        n = np.rint(rng.standard_normal(shape, dtype=np.float32) * _SENSOR_NOISE_SIGMA)
+        pos = np.minimum(np.maximum(n, 0), 255).astype(np.uint8)
+        neg = np.minimum(np.maximum(-n, 0), 255).astype(np.uint8)
+        # Luminance noise, as most sensors show: the same value on all three channels.
+        return (
+            np.repeat(pos[:, :, None], 3, axis=2),
+            np.repeat(neg[:, :, None], 3, axis=2),
+        )
 
     # ---------------------------------------------------------------- static background
 

@@ -90,7 +90,7 @@ async def test_check_flags_broken_devices_and_exits_non_zero(
             "btn-duty-1",
         }
         assert rows["cam-ok"]["state"] == "online" and problems(rows["cam-ok"]) == []
-        assert rows["cam-ok"]["resolution"] == [1280, 720] and rows["cam-ok"]["fps_limit"] == 25
+        assert rows["cam-ok"]["resolution"] == [1920, 1080] and rows["cam-ok"]["fps_limit"] == 25
         assert rows["cam-off"]["state"] == "offline" and "unreachable" in rows["cam-off"]["reason"]
         assert rows["cam-off"]["fix"]
         assert rows["cam-drift"]["state"] == "degraded"

@@ -115,7 +115,7 @@ async def test_gate_camera_goes_offline_after_debounce_and_recovers(
             row = (await c.execute(select(DeviceState).where(DeviceState.device_id == CAM))).one()
             probes = (await c.execute(select(Probe.ok).where(Probe.device_id == CAM))).scalars()
             assert row.state == "online" and row.last_seen is not None
-            assert row.detail["resolution"] == [1280, 720]
+            assert row.detail["resolution"] == [1920, 1080]
             assert abs(row.detail["clock_offset_s"]) < 2
             assert row.detail["fps_limit"] == 25
             assert "latency_ms" in row.detail

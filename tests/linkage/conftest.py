@@ -20,8 +20,14 @@ def camera_password() -> str:
 
 @pytest.fixture
 async def farm(camera_password: str) -> AsyncIterator[CameraFarm]:
+    # 720p main streams: their snapshots (about 150 kB) travel inline in police messages.
     async with CameraFarm.uniform(
-        2, username=CAMERA_USER, password=camera_password, name_prefix="gate"
+        2,
+        username=CAMERA_USER,
+        password=camera_password,
+        name_prefix="gate",
+        width=1280,
+        height=720,
     ) as f:
         yield f
 

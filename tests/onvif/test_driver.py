@@ -37,7 +37,7 @@ async def test_profiles_and_encoder_settings(camera: OnvifCamera, sim: SimCamera
     settings = await camera.get_encoder_settings(main.encoder.token)
     assert settings == main.encoder
     sub_stream = profiles[1].encoder
-    assert sub_stream is not None and sub_stream.width == sim.config.width // 4
+    assert sub_stream is not None and sub_stream.width == sim.config.sub_width
 
 
 async def test_stream_and_snapshot_uris(camera: OnvifCamera, sim: SimCamera) -> None:
@@ -86,8 +86,12 @@ async def test_snapshot_and_mjpeg_endpoints_need_http_auth(
             assert resp.status == 200
             assert resp.content_type == "image/jpeg"
             assert (await resp.read())[:2] == b"\xff\xd8"
+        # Digest only, as cameras ship: right credentials sent as Basic are challenged.
         basic = {"Authorization": aiohttp.encode_basic_auth(USER, password)}
-        async with session.get(mjpeg_uri, headers=basic) as resp:
+        async with session.get(snapshot_uri, headers=basic) as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Digest ")
+        async with session.get(mjpeg_uri, middlewares=(digest,)) as resp:
             assert resp.status == 200
             assert resp.content_type == "multipart/x-mixed-replace"
             reader = aiohttp.MultipartReader.from_response(resp)

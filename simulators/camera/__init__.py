@@ -1,10 +1,17 @@
-"""Simulated ONVIF cameras: one process serves one or many, each on its own port.
+"""Simulated ONVIF cameras: one process serves one or many, each on its own ports.
 
 Every camera answers the ONVIF operations the hub uses (Device, Media, Events/PullPoint, PTZ,
-DeviceIO) in SOAP 1.2 with WS-UsernameToken digest auth, serves a JPEG snapshot and an MJPEG
-stream (HTTP Digest or Basic auth), and has fault switches: at start, at run time through a
-small HTTP control API on each camera (``/sim/...``), and through the Python API used by tests
-and benchmarks (``CameraFarm``).
+DeviceIO) in SOAP 1.2 with WS-UsernameToken digest auth; streams H.264 or H.265 over RTSP
+like a real camera (``rtsp://HOST:RTSP_PORT/Profile_1``: main stream, 1920x1080;
+``/Profile_2``: sub-stream, 640x360; 25 fps, GOP 2 s; TCP interleaved or UDP; the address
+is the one GetStreamUri returns); serves a JPEG snapshot and an MJPEG stream. Snapshot, MJPEG
+and RTSP require HTTP Digest with the camera's ONVIF credentials (Basic is refused); RTSP
+answers OPTIONS without them. Fault switches (``ALL_FAULTS``: picture faults such as black,
+covered, blurred, moved, frozen; stream faults such as low_fps, no_keyframe, stall,
+rtsp_unauthorized, rtsp_refused, rtsp_unavailable; device faults; hostile answers) are set
+at start, at run time through a small HTTP control API on each camera (``/sim/...``), and
+through the Python API used by tests and benchmarks (``CameraFarm``). docs/simulators.md
+lists them all with what a client sees.
 
 Control API (no auth; bind the simulator to a trusted interface)::
 
@@ -12,18 +19,16 @@ Control API (no auth; bind the simulator to a trusted interface)::
     POST /sim/faults  {"set": [...], "clear": [...], "slow_s": 5, "clock_drift_s": 3600}
     POST /sim/events  {"kind": "motion", "active": true, "source": "VideoSource_1", "count": 1}
 
-This module imports neither the hub nor the adapters: it implements the wire protocol on its
-own, so a driver bug cannot hide behind the same bug in the fake.
+This package imports neither the hub nor the adapters: it implements the wire protocols on
+its own, so a driver bug cannot hide behind the same bug in the fake.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
-import hmac
 import importlib
 import logging
 import os
@@ -38,6 +43,11 @@ from typing import Any, Protocol, Self
 
 from aiohttp import web
 
+from simulators.camera import video_loop
+from simulators.camera.digest import DigestGuard
+from simulators.camera.rtp_session import PlayOptions
+from simulators.camera.rtsp_server import RtspServer
+from simulators.camera.video_loop import LoopKey
 from simulators.onvif_soap import (
     NS,
     SOAP_CONTENT_TYPE,
@@ -100,7 +110,16 @@ HOSTILE_FAULTS: tuple[str, ...] = (
     "huge_answer",  # every SOAP answer is well-formed and valid, padded to ``huge_body_bytes``
 )
 """Hostile answers on the ONVIF services (snapshot and MJPEG stay as they are)."""
-ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS + HOSTILE_FAULTS
+STREAM_FAULTS: tuple[str, ...] = (
+    "low_fps",  # RTSP streams send ``low_fps`` pictures a second while 25 (``fps``) is declared
+    "no_keyframe",  # key frames only every ``no_keyframe_s``; a new session starts just after one
+    "stall",  # PLAY is answered, then no RTP after ``stall_after_s`` (the session stays up)
+    "rtsp_unauthorized",  # RTSP answers 401 to every request (ONVIF still accepts the login)
+    "rtsp_refused",  # the RTSP port is closed: connections are refused
+    "rtsp_unavailable",  # DESCRIBE, SETUP and PLAY are answered 503 Service Unavailable
+)
+"""Faults of the RTSP streams only (the picture faults in ``VIDEO_FAULTS`` show on them too)."""
+ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS + STREAM_FAULTS + HOSTILE_FAULTS
 
 SERVICE_PATHS = {
     "device": ("/onvif/device_service", NS["tds"], (2, 60)),
@@ -179,10 +198,22 @@ class CameraConfig:
     password: str
     host: str = "127.0.0.1"
     port: int = 0
-    width: int = 1280
-    height: int = 720
+    width: int = 1920
+    height: int = 1080
     fps: int = 25
     encoding: str = "H264"
+    """Main stream codec: "H264" or "H265"."""
+    sub_width: int = 640
+    sub_height: int = 360
+    sub_encoding: str = "H264"
+    gop_s: float = 2.0
+    low_fps: int = 10
+    """Pictures a second actually sent while the ``low_fps`` fault is set."""
+    no_keyframe_s: float = 10.0
+    """Distance between key frames while the ``no_keyframe`` fault is set."""
+    stall_after_s: float = 0.0
+    """Seconds of video a session gets before the ``stall`` fault stops it."""
+    rtsp_session_timeout_s: float = 60.0
     presets: dict[str, str] = field(default_factory=lambda: {"1": "Entrance", "2": "Atrium"})
     relays: tuple[str, ...] = ("RelayOutput_1",)
     manufacturer: str = "Mallsim"
@@ -194,8 +225,8 @@ class CameraConfig:
     auth_window_s: float = 300.0
     """A token whose Created time is further than this from the camera clock is rejected."""
     max_pull_timeout_s: float = 60.0
-    rtsp_port: int = 554
-    """Advertised in RTSP stream URIs; the simulator serves no RTSP (use the MJPEG URI)."""
+    rtsp_port: int = 0
+    """Port of the RTSP server (0: any free port; GetStreamUri names the one bound)."""
     seed: int = 0
     huge_body_bytes: int = 16 * 1024 * 1024
     """Size of every SOAP answer while the ``huge_body`` or ``huge_answer`` fault is set."""
@@ -310,7 +341,9 @@ class SimCamera:
         self.subscriptions_created = 0
         self._subs: dict[str, _Subscription] = {}
         self._properties: dict[tuple[str, str], bool] = {}
-        self._digest_nonces: deque[str] = deque(maxlen=256)
+        self.digest = DigestGuard(config.username, config.password)
+        self.rtsp = RtspServer(self, config.host, config.rtsp_port, config.rtsp_session_timeout_s)
+        self._running = False
         self._scene: _Renderer | None = None
         self._jpegs: dict[int, bytes] = {}
         """Loop slot → encoded frame, with ``jpeg_loop``."""
@@ -368,6 +401,13 @@ class SimCamera:
         self._started_at = asyncio.get_running_loop().time()
         address = runner.addresses[0]
         self.port = int(address[1])
+        try:
+            await self.rtsp.start()
+        except BaseException:
+            await runner.cleanup()
+            self._runner = None
+            raise
+        self._running = True
         self._apply_scene_faults()
         log.debug("%s: listening on %s:%d", self.config.name, self.config.host, self.port)
 
@@ -377,6 +417,9 @@ class SimCamera:
         self._stopping.set()
         for subscription in self._subs.values():
             subscription.wakeup.set()
+        if self._running:
+            self._running = False
+            await self.rtsp.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -398,6 +441,58 @@ class SimCamera:
     @property
     def base_url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def rtsp_port(self) -> int:
+        """The port the RTSP server is bound to (kept while ``rtsp_refused`` closes it)."""
+        return self.rtsp.port
+
+    def rtsp_url(self, profile: str = "Profile_1", *, credentials: bool = False) -> str:
+        """The stream's RTSP URL as GetStreamUri gives it (optionally with user:password@)."""
+        creds = f"{self.config.username}:{self.config.password}@" if credentials else ""
+        return f"rtsp://{creds}{self.config.host}:{self.rtsp.port}/{profile}"
+
+    async def video_ready(self) -> None:
+        """Encode (or load) the loops both streams play now, so a first DESCRIBE is quick."""
+        for profile in ("Profile_1", "Profile_2"):
+            key = self.stream_key(profile)
+            if key is not None:
+                await asyncio.to_thread(video_loop.get, key)
+
+    # --- what the RTSP server plays ------------------------------------------------------
+
+    def stream_key(self, profile: str) -> LoopKey | None:
+        """The encoded loop ``profile`` plays with the current faults (None: no such stream)."""
+        for token, _, width, height, fps, codec in self._encoders():
+            if token != profile:
+                continue
+            sent = max(1, min(self.config.low_fps, fps)) if "low_fps" in self.faults else fps
+            picture = frozenset(self.faults & set(VIDEO_FAULTS))
+            gop = max(1, round(self.config.gop_s * sent))
+            loop_frames = 2 * gop
+            if "no_keyframe" in self.faults:
+                gop = loop_frames = max(2, round(self.config.no_keyframe_s * sent))
+            elif "frozen" in picture or "signal_loss" in picture or "black" in picture:
+                # A still picture: one GOP replayed decodes to the very same pictures.
+                loop_frames = gop
+            return LoopKey(codec, width, height, sent, fps, gop, loop_frames, picture)
+        return None
+
+    def declared(self, profile: str) -> tuple[str, int, int, int]:
+        for token, _, width, height, fps, codec in self._encoders():
+            if token == profile:
+                return codec, width, height, fps
+        raise KeyError(profile)
+
+    def play_options(self) -> PlayOptions:
+        return PlayOptions(
+            start_index=1 if "no_keyframe" in self.faults else 0,
+            stall_after_s=self.config.stall_after_s,
+        )
 
     def now(self) -> datetime:
         """The camera's own clock (drifted when the ``clock_drift`` fault is set)."""
@@ -426,6 +521,9 @@ class SimCamera:
         if "subscription_loss" in to_set:
             self.drop_subscriptions()
         self._apply_scene_faults()
+        if self._running:
+            self.rtsp.sync_listener()
+            self.rtsp.refresh_pictures()
         self._touch()
         log.info("%s: faults now %s", self.config.name, sorted(self.faults))
 
@@ -707,23 +805,29 @@ class SimCamera:
 
     # --- Media service -------------------------------------------------------------------
 
-    def _encoders(self) -> list[tuple[str, str, int, int, int]]:
-        """(profile token, encoder token, width, height, fps): main stream and sub-stream."""
+    def _encoders(self) -> list[tuple[str, str, int, int, int, str]]:
+        """(profile, encoder token, width, height, fps, codec): main stream and sub-stream."""
         cfg = self.config
-        sub_w, sub_h = max(cfg.width // 4, 16), max(cfg.height // 4, 16)
         return [
-            ("Profile_1", "VideoEncoder_1", cfg.width, cfg.height, cfg.fps),
-            ("Profile_2", "VideoEncoder_2", sub_w, sub_h, max(cfg.fps // 2, 1)),
+            ("Profile_1", "VideoEncoder_1", cfg.width, cfg.height, cfg.fps, cfg.encoding),
+            (
+                "Profile_2",
+                "VideoEncoder_2",
+                cfg.sub_width,
+                cfg.sub_height,
+                cfg.fps,
+                cfg.sub_encoding,
+            ),
         ]
 
     def _encoder_element(
-        self, parent: ET.Element, tag: str, encoder: tuple[str, str, int, int, int]
+        self, parent: ET.Element, tag: str, encoder: tuple[str, str, int, int, int, str]
     ) -> None:
-        _, token, width, height, fps = encoder
+        _, token, width, height, fps, codec = encoder
         conf = sub(parent, tag, token=token)
         sub(conf, "tt:Name", token)
         sub(conf, "tt:UseCount", "1")
-        sub(conf, "tt:Encoding", self.config.encoding)
+        sub(conf, "tt:Encoding", codec)
         resolution = sub(conf, "tt:Resolution")
         sub(resolution, "tt:Width", str(width))
         sub(resolution, "tt:Height", str(height))
@@ -732,9 +836,10 @@ class SimCamera:
         sub(rate, "tt:FrameRateLimit", str(fps))
         sub(rate, "tt:EncodingInterval", "1")
         sub(rate, "tt:BitrateLimit", "4096")
-        h264 = sub(conf, "tt:H264")
-        sub(h264, "tt:GovLength", str(fps * 2))
-        sub(h264, "tt:H264Profile", "Main")
+        if codec == "H264":
+            h264 = sub(conf, "tt:H264")
+            sub(h264, "tt:GovLength", str(round(fps * self.config.gop_s)))
+            sub(h264, "tt:H264Profile", "Main")
         multicast = sub(conf, "tt:Multicast")
         address = sub(multicast, "tt:Address")
         sub(address, "tt:Type", "IPv4")
@@ -784,7 +889,7 @@ class SimCamera:
         if protocol == "HTTP":
             uri = f"http://{self._creds_prefix()}{self._host(request)}/onvif/mjpeg?profile={token}"
         else:
-            uri = f"rtsp://{self._creds_prefix()}{hostname}:{self.config.rtsp_port}/{token}"
+            uri = f"rtsp://{self._creds_prefix()}{hostname}:{self.rtsp.port}/{token}"
         return self._media_uri("trt:GetStreamUriResponse", uri)
 
     async def _get_snapshot_uri(self, soap: SoapRequest, request: web.Request) -> ET.Element:
@@ -1035,55 +1140,14 @@ class SimCamera:
     # --- snapshot and MJPEG ------------------------------------------------------------------
 
     def _http_authorised(self, request: web.Request) -> bool:
+        # Digest only, as cameras ship: Basic would send the password in the clear.
         if "auth_failure" in self.faults:
             return False
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(value).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            return hmac.compare_digest(
-                f"{user}:{password}".encode(),
-                f"{self.config.username}:{self.config.password}".encode(),
-            )
-        if scheme.lower() == "digest":
-            return self._digest_ok(request, _parse_digest_params(value))
-        return False
-
-    def _digest_ok(self, request: web.Request, params: dict[str, str]) -> bool:
-        if params.get("nonce") not in self._digest_nonces:
-            return False
-        if params.get("username") != self.config.username:
-            return False
-
-        def md5(text: str) -> str:
-            return hashlib.md5(text.encode()).hexdigest()
-
-        ha1 = md5(f"{self.config.username}:{_REALM}:{self.config.password}")
-        ha2 = md5(f"{request.method}:{params.get('uri', '')}")
-        if params.get("qop"):
-            expected = md5(
-                f"{ha1}:{params['nonce']}:{params.get('nc', '')}:{params.get('cnonce', '')}:"
-                f"{params['qop']}:{ha2}"
-            )
-        else:
-            expected = md5(f"{ha1}:{params['nonce']}:{ha2}")
-        return hmac.compare_digest(expected, params.get("response", ""))
+        return self.digest.check(request.method, request.headers.get("Authorization", ""))
 
     def _challenge(self) -> web.Response:
-        nonce = secrets.token_hex(16)
-        self._digest_nonces.append(nonce)
         self.auth_rejections += 1
-        return web.Response(
-            status=401,
-            headers={
-                "WWW-Authenticate": (
-                    f'Digest realm="{_REALM}", qop="auth", nonce="{nonce}", algorithm=MD5'
-                )
-            },
-        )
+        return web.Response(status=401, headers={"WWW-Authenticate": self.digest.challenge()})
 
     def _apply_scene_faults(self) -> None:
         self._jpegs.clear()
@@ -1182,7 +1246,6 @@ class SimCamera:
 
 
 _SOAP_HEADERS = {"Content-Type": SOAP_CONTENT_TYPE}
-_REALM = "mallsim"
 _BOUNDARY = "mallsimframe"
 
 
@@ -1193,30 +1256,6 @@ async def _stream(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 def _opt_float(value: object) -> float | None:
     return None if value is None else float(str(value))
-
-
-def _parse_digest_params(value: str) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for part in _split_commas(value):
-        key, sep, raw = part.strip().partition("=")
-        if sep:
-            params[key.strip().lower()] = raw.strip().strip('"')
-    return params
-
-
-def _split_commas(value: str) -> Iterator[str]:
-    current: list[str] = []
-    quoted = False
-    for char in value:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            yield "".join(current)
-            current = []
-        else:
-            current.append(char)
-    if current:
-        yield "".join(current)
 
 
 class CameraFarm:
@@ -1238,11 +1277,13 @@ class CameraFarm:
         password: str,
         host: str = "127.0.0.1",
         base_port: int = 0,
+        rtsp_base_port: int = 0,
         name_prefix: str = "cam",
         faults: Iterable[str] = (),
         **overrides: Any,
     ) -> CameraFarm:
-        """``count`` alike cameras; ports ``base_port + i`` (or all chosen by the OS if 0)."""
+        """``count`` alike cameras; ports ``base_port + i`` and ``rtsp_base_port + i`` (or
+        all chosen by the OS where 0)."""
         fault_set = frozenset(faults)
         configs = [
             CameraConfig(
@@ -1251,6 +1292,7 @@ class CameraFarm:
                 password=password,
                 host=host,
                 port=base_port + i if base_port else 0,
+                rtsp_port=rtsp_base_port + i if rtsp_base_port else 0,
                 faults=fault_set,
                 seed=i,
                 **overrides,
@@ -1300,9 +1342,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--base-port",
         type=int,
         default=0,
-        help="first port; cameras use consecutive ports (0: any)",
+        help="first ONVIF/HTTP port; cameras use consecutive ports (0: any)",
     )
-    parser.add_argument("--user", required=True, help="ONVIF / HTTP username the cameras accept")
+    parser.add_argument(
+        "--rtsp-base-port",
+        type=int,
+        default=0,
+        help="first RTSP port; cameras use consecutive ports (0: any)",
+    )
+    parser.add_argument("--user", required=True, help="ONVIF / HTTP / RTSP username")
     parser.add_argument(
         "--password-env",
         required=True,
@@ -1310,8 +1358,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="name of the environment variable holding the password (never on the command line)",
     )
     parser.add_argument("--name-prefix", default="cam", help="camera names: PREFIX001, ...")
-    parser.add_argument("--resolution", default="1280x720", help="main stream WIDTHxHEIGHT")
-    parser.add_argument("--fps", type=int, default=25, help="main stream frame rate limit")
+    parser.add_argument("--resolution", default="1920x1080", help="main stream WIDTHxHEIGHT")
+    parser.add_argument("--sub-resolution", default="640x360", help="sub-stream WIDTHxHEIGHT")
+    parser.add_argument("--codec", choices=("h264", "h265"), default="h264", help="main stream")
+    parser.add_argument("--sub-codec", choices=("h264", "h265"), default="h264", help="sub-stream")
+    parser.add_argument("--fps", type=int, default=25, help="frame rate of both streams")
     parser.add_argument(
         "--faults",
         default="",
@@ -1320,12 +1371,37 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slow-s", type=float, default=5.0, help="delay of the 'slow' fault")
     parser.add_argument("--clock-drift-s", type=float, default=0.0, help="offset of 'clock_drift'")
     parser.add_argument(
+        "--low-fps", type=int, default=10, help="pictures a second sent with 'low_fps' (10)"
+    )
+    parser.add_argument(
+        "--no-keyframe-s",
+        type=float,
+        default=10.0,
+        help="seconds between key frames with 'no_keyframe' (10)",
+    )
+    parser.add_argument(
+        "--stall-after-s",
+        type=float,
+        default=0.0,
+        help="seconds of video a session gets before 'stall' stops it (0)",
+    )
+    parser.add_argument(
         "--jpeg-loop",
         type=int,
         default=0,
         metavar="N",
         help="serve a loop of N frames encoded once, like a hardware encoder (0: encode each)",
     )
+
+
+def _size(text: str, option: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x", 1))
+    except ValueError:
+        raise ValueError(f"{option} must look like 1920x1080, got {text!r}") from None
+    if not (64 <= width <= 4096 and 48 <= height <= 2160) or width % 2 or height % 2:
+        raise ValueError(f"{option}: {text} is not an even size from 64x48 to 4096x2160")
+    return width, height
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -1340,9 +1416,14 @@ async def run(args: argparse.Namespace) -> int:
         log.error("unknown faults %s; known: %s", sorted(unknown), ", ".join(ALL_FAULTS))
         return 2
     try:
-        width, height = (int(v) for v in str(args.resolution).lower().split("x", 1))
-    except ValueError:
-        log.error("--resolution must look like 1280x720, got %r", args.resolution)
+        width, height = _size(str(args.resolution), "--resolution")
+        sub_width, sub_height = _size(str(args.sub_resolution), "--sub-resolution")
+        if not 1 <= args.fps <= 60 or not 1 <= args.low_fps <= 60:
+            raise ValueError("--fps and --low-fps must be from 1 to 60")
+        if args.no_keyframe_s <= 0 or args.no_keyframe_s > 60 or args.stall_after_s < 0:
+            raise ValueError("--no-keyframe-s must be in (0, 60] and --stall-after-s >= 0")
+    except ValueError as exc:
+        log.error("%s", exc)
         return 2
     farm = CameraFarm.uniform(
         args.count,
@@ -1350,23 +1431,38 @@ async def run(args: argparse.Namespace) -> int:
         password=password,
         host=args.host,
         base_port=args.base_port,
+        rtsp_base_port=args.rtsp_base_port,
         name_prefix=args.name_prefix,
         faults=faults,
         width=width,
         height=height,
+        sub_width=sub_width,
+        sub_height=sub_height,
+        encoding=str(args.codec).upper(),
+        sub_encoding=str(args.sub_codec).upper(),
         fps=args.fps,
         slow_s=args.slow_s,
         clock_drift_s=args.clock_drift_s,
+        low_fps=args.low_fps,
+        no_keyframe_s=args.no_keyframe_s,
+        stall_after_s=args.stall_after_s,
         jpeg_loop=max(0, args.jpeg_loop),
     )
-    async with farm:
-        for camera in farm:
-            print(
-                f"{camera.config.name}\t{camera.base_url}/onvif/device_service\t"
-                f"control {camera.base_url}/sim/state",
-                flush=True,
-            )
-        await asyncio.Event().wait()
+    try:
+        async with farm:
+            if len(farm):
+                # Every camera shows the same loops: encode them before anyone asks.
+                await farm[0].video_ready()
+            for camera in farm:
+                print(
+                    f"{camera.config.name}\t{camera.base_url}/onvif/device_service\t"
+                    f"{camera.rtsp_url('Profile_1')}\tcontrol {camera.base_url}/sim/state",
+                    flush=True,
+                )
+            await asyncio.Event().wait()
+    except OSError as exc:
+        log.error("cannot start the cameras: %s", exc)
+        return 1
     return 0
 
 
@@ -1376,6 +1472,7 @@ __all__ = [
     "EVENT_TYPES",
     "HOSTILE_FAULTS",
     "QUIRKS",
+    "STREAM_FAULTS",
     "VIDEO_FAULTS",
     "CameraConfig",
     "CameraFarm",
