@@ -80,6 +80,8 @@ _KINDS: tuple[EventKind, ...] = (
     _k("info.periodic_test", 4, "定期测试", "Periodic test"),
     _k("info.motion", 4, "移动侦测", "Motion", 5, 2),
     _k("info.escalation", 4, "报警升级", "Alarm escalated"),
+    _k("info.status", 4, "状态报告", "Status report"),
+    _k("info.power_up", 4, "报警主机上电", "Panel powered up"),
 )
 
 KINDS: dict[str, EventKind] = {k.name: k for k in _KINDS}

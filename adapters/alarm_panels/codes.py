@@ -5,8 +5,10 @@ Naming rules:
 * A restore (Contact ID qualifier 3, or a SIA restore code) of an ``alarm.*`` / ``fault.*``
   kind ``X`` is ``X.restore``. ``info.*`` kinds keep their kind: for them qualifier 3 means
   "closing" (arming) or "end of condition" (unbypass), recorded in the qualifier.
-* Qualifier 6 (status report: condition still present) keeps the kind; the qualifier says
-  ``status``.
+* Qualifier 6 (status report: the condition is still present) is state, not a new alarm:
+  it is ``info.status`` (priority 4) whatever the code, with the code's own kind in
+  ``status_of`` and the qualifier ``status``. A panel repeating "zone 15 still in panic"
+  must not look like a second panic.
 * A code missing from the tables is ``alarm.unknown`` with the raw code kept by the caller:
   never dropped. ``alarm.unknown`` never gets a ``.restore`` suffix; the operator reads the
   raw code.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 UNKNOWN_KIND = "alarm.unknown"
+STATUS_KIND = "info.status"
 
 Qualifier = Literal["new", "restore", "status"]
 Arming = Literal["armed", "disarmed"]
@@ -54,6 +57,8 @@ class Classified:
     known: bool
     priority: int
     arming: Arming | None = None
+    status_of: str | None = None
+    """For a status report: the kind whose condition is still present."""
 
 
 def _cid_table() -> dict[int, CodeInfo]:
@@ -140,6 +145,7 @@ SIA_CODES: Mapping[str, SiaCodeInfo] = {
     "OA": _sia("info.arming", 4, arming="disarmed"),  # automatic opening
     "CL": _sia("info.arming", 4, restore=True, arming="armed"),
     "CA": _sia("info.arming", 4, restore=True, arming="armed"),  # automatic closing
+    "RR": _sia("info.power_up", 4),  # power up / reset
     "BB": _sia("info.bypass", 4),
     "BU": _sia("info.bypass", 4, restore=True),
 }
@@ -160,12 +166,15 @@ def classify_cid(qualifier: int, code: int) -> Classified:
     except KeyError:
         raise ValueError(f"Contact ID qualifier {qualifier} is not 1, 3 or 6") from None
     info = CID_CODES.get(code)
+    if qual == "status":
+        of = info.kind if info is not None else UNKNOWN_KIND
+        return Classified(STATUS_KIND, qual, info is not None, priority=4, status_of=of)
     if info is None:
         return Classified(UNKNOWN_KIND, qual, known=False, priority=2)
     arming: Arming | None = None
     if info.kind == "info.arming":
         # Contact ID: 1 = opening (disarm), 3 = closing (arm).
-        arming = "disarmed" if qual == "new" else "armed" if qual == "restore" else None
+        arming = "disarmed" if qual == "new" else "armed"
     kind = restore_kind(info.kind) if qual == "restore" else info.kind
     return Classified(kind, qual, known=True, priority=info.priority, arming=arming)
 

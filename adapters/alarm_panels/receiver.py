@@ -10,8 +10,11 @@ Replies, as the protocol notes require:
   ``decrypt``. A decryption failure is a key or transmission problem the panel should retry
   and report, not a message "understood but unsupported"; DUH would tell it to give up.
 * an account configured with a key sending unencrypted → NAK, counted as ``unencrypted``;
-* intact but not understood (malformed content, unsupported message type or data) → DUH.
-  When the account is known the content is still stored as ``alarm.unknown`` first;
+* intact but not understood before anything could be stored (a malformed header or
+  content, a vendor header variant) → DUH;
+* from a known account, data that cannot be decoded (an unsupported message type, a data
+  block that is not SIA-DCS or Contact ID) → stored as ``alarm.unknown`` with the raw data,
+  then ACK: never a DUH for something the hub has stored;
 * otherwise ACK once every decoded event is stored. NULL, and an event message with an empty
   data block (``"SIA-DCS"0001L0#1234[]``), carry no event: ACK, supervision timer restarted.
 """
@@ -28,7 +31,15 @@ from ..device_event import DeviceEvent, SourceValue
 from . import crypto
 from .codes import UNKNOWN_KIND
 from .config import AccountConfig
-from .payload import PanelEvent, PayloadError, decode_cid, decode_sia, split_account
+from .payload import (
+    PanelEvent,
+    PayloadError,
+    decode_cid,
+    decode_sia,
+    decode_xdata,
+    public_xdata,
+    split_account,
+)
 from .protocol import (
     Envelope,
     FrameRejected,
@@ -178,11 +189,13 @@ class FrameProcessor:
         except PayloadError as exc:
             reason, detail = "payload", str(exc)
         if decoded is None:
-            # Intact but not understood: store what we got, then tell the panel (DUH).
+            # Intact but not understood: stored as it came, then acknowledged. Once the
+            # hub holds the message, a DUH would only make the panel give up on (or resend)
+            # what the operator already sees.
             event = self._unknown_event(cfg, message, body, now)
             return Verdict(
-                "duh",
-                build_duh(envelope),
+                "ack",
+                ack,
                 events=(event,),
                 reason=reason,
                 detail=detail,
@@ -228,11 +241,22 @@ class FrameProcessor:
         )
         if item.user is not None:
             source["user"] = item.user
+        if item.text is not None:
+            source["text"] = item.text
+        if item.time is not None:
+            source["panel_time"] = item.time
+        for name, value in item.modifiers.items():
+            source[f"sia_{name}"] = value
         detail: dict[str, Any] = {"priority": item.classified.priority}
         if item.classified.arming is not None:
             detail["arming"] = item.classified.arming
+        if item.classified.status_of is not None:
+            detail["status_of"] = item.classified.status_of
         if message.extended:
-            detail["x_data"] = list(message.extended)
+            detail["x_data"] = public_xdata(message.extended)
+            extended = detail["extended"] = decode_xdata(message.extended)
+            if item.text is None and extended.get("alarm_text"):
+                source["text"] = extended["alarm_text"]
         return DeviceEvent(
             device_id=cfg.device_for(item.zone),
             kind=item.classified.kind,

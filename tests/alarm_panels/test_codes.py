@@ -41,8 +41,20 @@ def test_cid_qualifiers() -> None:
     restored = classify_cid(3, 120)
     assert (restored.kind, restored.qualifier) == ("alarm.panic.restore", "restore")
     assert classify_cid(3, 301).kind == "fault.ac_loss.restore"
+    # A status report is state, never a new alarm (not a second panic for the police).
     status = classify_cid(6, 302)
-    assert (status.kind, status.qualifier) == ("fault.battery", "status")
+    assert (status.kind, status.qualifier, status.status_of) == (
+        "info.status",
+        "status",
+        "fault.battery",
+    )
+    panic_status = classify_cid(6, 120)
+    assert (panic_status.kind, panic_status.priority, panic_status.status_of) == (
+        "info.status",
+        4,
+        "alarm.panic",
+    )
+    assert classify_cid(6, 999).status_of == "alarm.unknown"
     assert classify_cid(1, 601).kind == "info.test"
     assert classify_cid(1, 602).kind == "info.periodic_test"
     disarm, arm = classify_cid(1, 401), classify_cid(3, 401)

@@ -95,17 +95,24 @@ def test_restore_and_status(processor: FrameProcessor) -> None:
     (restore,) = processor.process(frame("#1234|3120 01 015"), NOW).events
     assert (restore.kind, restore.source["qualifier"]) == ("alarm.panic.restore", "restore")
     (status,) = processor.process(frame("#1234|6301 01 000"), NOW).events
-    assert (status.kind, status.source["qualifier"]) == ("fault.ac_loss", "status")
+    assert (status.kind, status.source["qualifier"]) == ("info.status", "status")
+    assert status.detail["status_of"] == "fault.ac_loss"
+    (panic,) = processor.process(frame("#1234|6120 01 015"), NOW).events
+    assert (panic.kind, panic.detail["status_of"], panic.source["zone"]) == (
+        "info.status",
+        "alarm.panic",
+        15,
+    )
 
 
-def test_undecodable_data_is_stored_then_duh(processor: FrameProcessor) -> None:
+def test_undecodable_data_is_stored_then_acked_never_duh(processor: FrameProcessor) -> None:
     verdict = processor.process(frame("#1234|what is this"), NOW)
-    assert (verdict.reply_kind, verdict.reason) == ("duh", "payload")
-    assert verdict.reply is not None and b'"DUH"0001L0#1234[]' in verdict.reply
+    assert (verdict.reply_kind, verdict.reason) == ("ack", "payload")
+    assert verdict.reply is not None and b'"ACK"0001L0#1234[]' in verdict.reply
     (event,) = verdict.events
     assert (event.kind, event.source["code"]) == ("alarm.unknown", "what is this")
     other = processor.process(frame("#1234|1120 01 015", token="SIA-XYZ"), NOW)
-    assert (other.reply_kind, other.reason, len(other.events)) == ("duh", "unsupported", 1)
+    assert (other.reply_kind, other.reason, len(other.events)) == ("ack", "unsupported", 1)
 
 
 def test_unknown_account_is_nak(processor: FrameProcessor) -> None:
