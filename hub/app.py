@@ -116,6 +116,31 @@ class Hub:
         from hub.linkage.service import start_linkage
 
         await start_linkage(self, stack)
+        await self._start_gb28181(stack)
+
+    async def _start_gb28181(self, stack: AsyncExitStack) -> None:
+        """The GB/T 28181 uplink, when configured: after linkage (PTZ, acknowledging)."""
+        gb = self.config.police.gb28181
+        if gb is None or not gb.enabled:
+            return
+        from hub.police.gb28181 import GbUplink, LinkStateRecorder, ptz_through
+
+        health = self.parts["health"]
+
+        async def acknowledge(event_id: str) -> None:
+            await self.acknowledge(event_id, by="police (GB/T 28181)", via="police")
+
+        recorder = LinkStateRecorder(self.submit, self.ingest.ingest, gb)
+        uplink = GbUplink(
+            self.config,
+            stream_uris=self.index.stream_uris,
+            device_states=health.states,
+            acknowledge=acknowledge,
+            ptz=ptz_through(self.parts["linkage"].cameras),
+            on_link_state=recorder.record,
+            bus=self.bus,
+        )
+        self.parts["gb28181"] = await stack.enter_async_context(uplink)
 
     async def _start_compliance(self, stack: AsyncExitStack) -> None:
         from hub.compliance import ComplianceService, LinkFacts

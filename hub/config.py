@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from adapters.gb28181.ids import GbIdError, assign_channel_ids
+from hub.police.gb28181_config import Gb28181Uplink
+
 Role = Literal[
     "gate",
     "monitoring_room",
@@ -190,6 +193,11 @@ class PoliceLink(Model):
         default=64, ge=1, le=1000, description="QoS 1 messages in flight at once."
     )
     reconnect_max_s: float = Field(default=30, gt=0, description="Longest reconnect backoff.")
+    gb28181: Gb28181Uplink | None = Field(
+        default=None,
+        title="GB/T 28181 uplink",
+        description="Join the police video network as a lower-level platform (docs/gb28181.md).",
+    )
 
     @field_validator("url", mode="before")
     @classmethod
@@ -580,9 +588,26 @@ class SiteConfig(Model):
                             for z in a.zones
                             if z not in known
                         ]
+        if self.police.gb28181 is not None:
+            try:
+                self.gb28181_channel_ids()
+            except GbIdError as exc:
+                problems.append(f"police.gb28181: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def gb28181_channel_ids(self) -> dict[str, str]:
+        """Device id → GB/T 28181 channel ID of every camera and alarm input (docs/gb28181.md)."""
+        gb = self.police.gb28181
+        if gb is None:
+            return {}
+        return assign_channel_ids(
+            gb.derived_site_code,
+            [c.id for c in self.devices.cameras],
+            [b.id for p in self.devices.alarm_panels for b in p.zones],
+            gb.channel_ids,
+        )
 
     def iter_device_ids(self) -> Iterator[tuple[str, str]]:
         for p in self.devices.alarm_panels:

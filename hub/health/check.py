@@ -276,6 +276,35 @@ def _panel_row(panel: AlarmPanel, stored: DeviceState | None) -> Row:
     return row
 
 
+def _gb28181_row(config: SiteConfig, stored: DeviceState | None) -> Row:
+    """The GB/T 28181 registration as the running hub recorded it (a check cannot register:
+    a second registration with the hub's ID would take over the hub's own)."""
+    gb = config.police.gb28181
+    assert gb is not None
+    name = f"GB/T 28181 upper platform {gb.server_id} ({gb.host}:{gb.port}/{gb.transport})"
+    row = _row("police-gb28181", name, "gb28181_link", None, gb.enabled, None)
+    if stored is None:
+        row.reason = "registration state not recorded: the hub has not run with this uplink"
+        row.fix = "Run the hub, then check again."
+        return row
+    row.state = stored.state
+    since = iso(stored.since) if stored.since else "?"
+    row.reason = f"as recorded by the hub since {since}: {stored.reason or stored.state}"
+    if stored.state == "online":
+        return row
+    reason = stored.reason or ""
+    if " 403" in reason or " 404" in reason:
+        row.fix = (
+            "Compare police.gb28181.server_id and device_id with the IDs the police gave "
+            "(the upper platform's answer names its own ID)."
+        )
+    elif "password" in reason:
+        row.fix = "Check police.gb28181.password with the police."
+    else:
+        row.fix = "Check police.gb28181 host, port and transport, the route and the firewall."
+    return row
+
+
 async def run_check(
     config: SiteConfig,
     *,
@@ -338,6 +367,8 @@ async def run_check(
             row = _row(b.id, b.name, b.type, b.location, False, None, panel_row.state)
             row.reason = f"reports through {p.id}"
             report.rows.append(row)
+    if config.police.gb28181 is not None and device is None and floor is None:
+        report.rows.append(_gb28181_row(config, states.get("police-gb28181")))
     report.rows.sort(key=lambda r: (r.floor, r.zone, r.type, r.device_id))
     return report
 

@@ -140,6 +140,20 @@ class CameraPool:
         await state.camera.goto_preset(state.ptz_profile or state.profile or "", token)
         return token
 
+    async def ptz_move(self, camera_id: str, pan: float, tilt: float, zoom: float) -> None:
+        """Move continuously at these velocities (-1…1, ONVIF's axes); all zero stops."""
+        state = await self._state(camera_id)
+        token = state.ptz_profile or state.profile or ""
+        if pan == tilt == zoom == 0:
+            await state.camera.call(
+                "ptz", "Stop", {"ProfileToken": token, "PanTilt": True, "Zoom": True}
+            )
+            return
+        velocity = {"PanTilt": {"x": pan, "y": tilt}, "Zoom": {"x": zoom}}
+        await state.camera.call(
+            "ptz", "ContinuousMove", {"ProfileToken": token, "Velocity": velocity}
+        )
+
     async def set_relay(self, camera_id: str, relay: str, active: bool) -> None:
         state = await self._state(camera_id)
         await state.camera.set_relay_output(relay, active)
