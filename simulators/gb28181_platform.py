@@ -198,9 +198,20 @@ class UpperPlatform:
         await self.stop()
 
     async def start(self) -> None:
+        """Listen on UDP and TCP on one port (a free one when ``port`` is 0)."""
+        wanted = self.port
+        for attempt in range(20):
+            try:
+                await self._listen(wanted)
+                return
+            except OSError:
+                # The free UDP port can be taken on TCP: try another one (when any will do).
+                if wanted or attempt == 19:
+                    raise
+
+    async def _listen(self, port: int) -> None:
         loop = asyncio.get_running_loop()
         platform = self
-
         closed: asyncio.Future[None] = loop.create_future()
 
         class Udp(asyncio.DatagramProtocol):
@@ -211,11 +222,15 @@ class UpperPlatform:
                 if not closed.done():
                     closed.set_result(None)
 
-        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(self.host, self.port))
-        self._udp = transport
-        self._udp_closed = closed
-        self.port = int(transport.get_extra_info("sockname")[1])
-        self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
+        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(self.host, port))
+        bound = int(transport.get_extra_info("sockname")[1])
+        try:
+            self._tcp = await asyncio.start_server(self._tcp_client, self.host, bound)
+        except OSError:
+            transport.close()
+            await closed
+            raise
+        self._udp, self._udp_closed, self.port = transport, closed, bound
 
     async def stop(self) -> None:
         if self._udp is not None:
