@@ -35,7 +35,7 @@ ERROR_TEXT = {
 SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"bearer": []}]
 
 
-def _operation(ep: Endpoint) -> dict[str, Any]:
+def _operation(ep: Endpoint, config: Any = None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": ep.operation_id,
         "summary": ep.summary,
@@ -57,7 +57,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
                 "in": p.where,
                 "required": p.required,
                 "description": p.description,
-                "schema": harden(p.schema),
+                "schema": harden(p.schema, config),
             }
         )
     if ep.role is not None and ep.state_changing:
@@ -74,7 +74,10 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     if params:
         op["parameters"] = params
     if ep.body is not None:
-        op["requestBody"] = {"required": True, "content": {JSON: {"schema": harden(ep.body)}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": harden(ep.body, config)}},
+        }
     responses: dict[str, Any] = {}
     ok: dict[str, Any] = {"description": "OK"}
     if ep.response is not None:
@@ -110,11 +113,15 @@ def to_openapi_path(path: str) -> str:
 
 @functools.cache
 def _document() -> dict[str, Any]:
+    return _build(None)
+
+
+def _build(config: Any) -> dict[str, Any]:
     from hub.web.api import ENDPOINTS
 
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
-        paths.setdefault(to_openapi_path(ep.path), {})[ep.method.lower()] = _operation(ep)
+        paths.setdefault(to_openapi_path(ep.path), {})[ep.method.lower()] = _operation(ep, config)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -139,8 +146,12 @@ def _document() -> dict[str, Any]:
     }
 
 
-def document() -> dict[str, Any]:
-    """A copy of the document (callers may change it)."""
+def document(config: Any = None) -> dict[str, Any]:
+    """A copy of the document (callers may change it). With a site config, limits that
+    are site settings (``x-site-limit``) are that site's values, as its server applies them;
+    without, the largest values the settings may take."""
+    if config is not None:
+        return _build(config)
     return copy.deepcopy(_document())
 
 

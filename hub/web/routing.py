@@ -201,25 +201,42 @@ def text_problem(value: str) -> str | None:
     return f"contains a lone surrogate (U+{code:04X})"
 
 
-def harden(schema: dict[str, Any]) -> dict[str, Any]:
+#: A schema keyword naming the site setting (a dotted path in the site config) that is the
+#: value's real maximum, e.g. how long test mode may last at this site.
+SITE_LIMIT = "x-site-limit"
+
+
+def site_limit(config: Any, path: str) -> float:
+    """The value of a dotted setting path in the site config."""
+    value: Any = config
+    for part in path.split("."):
+        value = getattr(value, part)
+    return float(value)
+
+
+def harden(schema: dict[str, Any], config: Any = None) -> dict[str, Any]:
     """A request schema with the rules every string from outside follows spelled out: no
-    NUL or lone surrogate (TEXT_PATTERN), date-times within the accepted years. The route
-    table's schemas go through this once, for the validators and for the OpenAPI document
-    alike, so what the document promises is what the server does."""
+    NUL or lone surrogate (TEXT_PATTERN), date-times within the accepted years; with the
+    site ``config``, a value marked with SITE_LIMIT gets that setting as its maximum. The
+    route table's schemas go through this once, for the validators and for the OpenAPI
+    document alike, so what the document promises is what the server does."""
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in ("properties", "patternProperties", "$defs"):
-            out[key] = {k: harden(v) for k, v in value.items()}
+            out[key] = {k: harden(v, config) for k, v in value.items()}
         elif key in ("items", "additionalProperties", "not", "contains") and isinstance(
             value, dict
         ):
-            out[key] = harden(value)
+            out[key] = harden(value, config)
         elif key in ("allOf", "anyOf", "oneOf", "prefixItems"):
-            out[key] = [harden(v) for v in value]
+            out[key] = [harden(v, config) for v in value]
         else:
             out[key] = value
+    if SITE_LIMIT in out and config is not None:
+        limit = site_limit(config, out[SITE_LIMIT])
+        out["maximum"] = int(limit) if out.get("type") == "integer" else limit
     types = out.get("type")
     if types == "string" or (isinstance(types, list) and "string" in types):
         if out.get("format") == "date-time" and "pattern" not in out:
@@ -314,11 +331,12 @@ class Compiled:
     body: Draft202012Validator | None
 
 
-def compile_endpoint(ep: Endpoint) -> Compiled:
+def compile_endpoint(ep: Endpoint, config: Any = None) -> Compiled:
+    """The endpoint's validators, with the site's limits when ``config`` is given."""
     return Compiled(
         ep,
-        [(p, _validator(harden(p.schema))) for p in ep.params],
-        _validator(harden(ep.body)) if ep.body is not None else None,
+        [(p, _validator(harden(p.schema, config))) for p in ep.params],
+        _validator(harden(ep.body, config)) if ep.body is not None else None,
     )
 
 

@@ -191,8 +191,9 @@ def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
     )
     app[STATE] = WebState(hub=hub, tls=tls)
     app.on_response_prepare.append(_on_prepare)
+    config = hub.config if hub is not None else None
     for ep in ENDPOINTS:
-        app.router.add_route(ep.method, ep.path, guarded(compile_endpoint(ep)))
+        app.router.add_route(ep.method, ep.path, guarded(compile_endpoint(ep, config)))
     pages.setup(app)
 
     async def on_shutdown(app: web.Application) -> None:

@@ -71,7 +71,7 @@ async def test_openapi_document_is_served_and_matches(wh: WebHub) -> None:
             "/api/v1/openapi.json", headers={"Authorization": f"Bearer {wh.tokens['viewer']}"}
         ) as r:
             served = await r.json()
-    assert served == document()
+    assert served == document(wh.hub.config)
     assert served["openapi"] == "3.1.0"
 
 
@@ -82,7 +82,7 @@ async def test_schemathesis_fuzz_finds_no_server_errors_or_violations(
     """Runs the schemathesis CLI against the live hub (as admin, so every operation is
     reached) while this test's event loop keeps serving it."""
     schema = tmp_path / "openapi.json"
-    schema.write_text(json.dumps(document()), encoding="utf-8")
+    schema.write_text(json.dumps(document(wh.hub.config)), encoding="utf-8")
     ARTIFACTS.mkdir(exist_ok=True)
     config = tmp_path / "schemathesis.toml"
     config.write_text(

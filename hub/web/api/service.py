@@ -57,7 +57,7 @@ async def h_metrics(request: web.Request) -> web.StreamResponse:
 async def h_openapi(request: web.Request) -> web.StreamResponse:
     from hub.web.openapi import document
 
-    return json_reply(document())
+    return json_reply(document(hub_of(request).config))
 
 
 ROUTES: tuple[Endpoint, ...] = (

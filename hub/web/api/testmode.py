@@ -88,7 +88,15 @@ ROUTES: tuple[Endpoint, ...] = (
         body=strict_obj(
             {
                 "target": {"type": "string", "minLength": 1, "maxLength": 96},
-                "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": 1440},
+                "minutes": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1440,
+                    "x-site-limit": "alarms.test_mode_max_minutes",
+                    "description": "Whole minutes, at most the site's "
+                    "alarms.test_mode_max_minutes (default 240; this document states the "
+                    "running site's value).",
+                },
             },
             ["target", "minutes"],
         ),

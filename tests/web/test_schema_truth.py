@@ -1,0 +1,76 @@
+"""The OpenAPI document is what the server does: every bounded number the document states
+is accepted at its bound and refused one past it, by the running server; limits that are
+site settings are the site's values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from hub.web.openapi import document
+from tests.web.webtest import WebHub
+
+SAMPLE = {
+    "device_id": "cam-gate-1",
+    "event_id": "01936c2e-0000-7000-8000-000000000000",
+    "snapshot_id": "1",
+    "record_id": "1",
+    "name": "viewer",
+    "token_id": "1",
+    "target": "cam-gate-1",
+}
+
+
+def bearer(wh: WebHub) -> dict[str, str]:
+    return {"Authorization": f"Bearer {wh.tokens['admin']}"}
+
+
+async def test_query_bounds_in_the_document_are_the_servers(wh: WebHub) -> None:
+    doc = document(wh.hub.config)
+    checked = 0
+    async with aiohttp.ClientSession(wh.url, headers=bearer(wh)) as s:
+        for path, ops in doc["paths"].items():
+            if "get" not in ops or path.endswith("/live"):
+                continue
+            url = path
+            for name, value in SAMPLE.items():
+                url = url.replace("{" + name + "}", value)
+            for p in ops["get"].get("parameters", []):
+                schema = p["schema"]
+                if p["in"] != "query" or schema.get("type") != "integer":
+                    continue
+                for bound, past in (("maximum", 1), ("minimum", -1)):
+                    if bound not in schema:
+                        continue
+                    edge = schema[bound]
+                    async with s.get(url, params={p["name"]: str(edge)}) as r:
+                        assert r.status != 400, (path, p["name"], edge, await r.text())
+                    async with s.get(url, params={p["name"]: str(edge + past)}) as r:
+                        assert r.status == 400, (path, p["name"], edge + past, r.status)
+                    checked += 1
+    assert checked >= 8
+
+
+async def test_test_mode_minutes_are_what_the_document_says(wh: WebHub) -> None:
+    served: dict[str, Any]
+    async with aiohttp.ClientSession(wh.url, headers=bearer(wh)) as s:
+        async with s.get("/api/v1/openapi.json") as r:
+            served = await r.json()
+        body = served["paths"]["/api/v1/test-mode"]["post"]["requestBody"]
+        minutes = body["content"]["application/json"]["schema"]["properties"]["minutes"]
+        limit = wh.hub.config.alarms.test_mode_max_minutes
+        assert minutes["maximum"] == limit == 240
+        assert minutes["type"] == "integer" and minutes["minimum"] == 1
+        for value, status in (
+            (minutes["maximum"], 201),
+            (minutes["maximum"] + 1, 400),
+            (minutes["minimum"], 201),
+            (1e-300, 400),
+            (0.5, 400),
+            (0, 400),
+        ):
+            async with s.post(
+                "/api/v1/test-mode", json={"target": "cam-gate-1", "minutes": value}
+            ) as r:
+                assert r.status == status, (value, r.status, await r.text())
