@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,11 @@ from hub.broker import LocalMosquitto
 from hub.config import SiteConfig, load_config, parse_config
 from hub.police.gb28181 import GB_LINK_ID, GbUplink
 from hub.store.models import DeviceState, Event
+from simulators.camera import CameraFarm
+from simulators.gb28181_media import invite
 from simulators.gb28181_platform import UpperPlatform
 from tests.e2e.hubtest import event, police_and_hub
+from tests.health.mall import USER, camera_entry, health
 from tests.support.sites import site_dict
 
 from ..support.wait import wait_until
@@ -245,3 +249,41 @@ async def test_every_demo_button_reaches_the_upper_platform(
             ids = cfg.gb28181_channel_ids()
             assert [a.fields["DeviceID"] for a in upper.alarms] == [ids[b] for b in buttons]
             assert max(delays) < 1.0, delays
+
+
+async def test_live_video_and_ptz_of_a_hub_camera(broker: LocalMosquitto, tmp_path: Path) -> None:
+    """The hub learns the camera's RTSP URI over ONVIF and streams it with the camera's
+    credentials; a PTZ preset call goes to the camera over ONVIF."""
+    password = secrets.token_urlsafe(10)
+    farm = CameraFarm.uniform(
+        2, username=USER, password=password, width=640, height=360, encoding="H265"
+    )
+    async with farm, UpperPlatform(platform_id=SERVER_ID, password=PASSWORD) as upper:
+        data = site_dict(
+            broker_url=broker.url,
+            data_dir=tmp_path,
+            cameras=[
+                camera_entry("cam-a", farm[0], password),
+                camera_entry("cam-b", farm[1], password, zone="east", role="entrance"),
+            ],
+            health=health(),
+            gb28181=gb_section(upper),
+        )
+        cfg = parse_config(data, env={"GB_TEST_PASSWORD": PASSWORD})
+        ids = cfg.gb28181_channel_ids()
+        async with police_and_hub(cfg, broker.url) as (_, hub):
+            await wait_until(lambda: HUB_GB_ID in upper.registrations, within=15, what="registered")
+            await wait_until(lambda: "cam-a" in hub.index.stream_uris, within=20, what="stream URI")
+
+            async def camera_on() -> bool:
+                items = by_id(await upper.catalog(HUB_GB_ID))
+                return items[ids["cam-a"]]["Status"] == "ON"
+
+            await wait_until(camera_on, within=20, what="camera ON in the catalog")
+            check = await invite(upper, HUB_GB_ID, ids["cam-a"], mode="tcp-passive", seconds=3.0)
+            assert check.ok, check
+            assert (check.codec, check.width, check.height) == ("hevc", 640, 360)
+            preset = "A50F018200020039"  # call preset 2
+            (result,) = await upper.control(HUB_GB_ID, ids["cam-b"], f"<PTZCmd>{preset}</PTZCmd>")
+            assert result.findtext("Result") == "OK"
+            assert farm[1].last_preset == "2"

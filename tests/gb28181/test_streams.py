@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from contextlib import AsyncExitStack
 
 import pytest
 
 from adapters.gb28181.model import Channel, PlatformHooks, StreamSource
 from adapters.gb28181.platform import LowerPlatform
+from simulators.camera import CameraConfig, CameraFarm
 from simulators.gb28181_media import MediaMode, StreamCheck, invite
 from simulators.gb28181_platform import UpperPlatform
 
@@ -89,3 +91,30 @@ async def test_refusals(upper: UpperPlatform) -> None:
     assert unreachable.status == 503
     assert no_source.status == 480
     assert not_ps.status == 488 and "PS" in not_ps.start
+
+
+async def test_four_streams_pulled_over_rtsp_with_digest(upper: UpperPlatform) -> None:
+    """The camera simulator's RTSP server (Digest auth, H.264 and H.265 loops) as the source."""
+    password = secrets.token_urlsafe(10)
+    configs = [
+        CameraConfig(f"cam{n}", "admin", password, width=640, height=360, encoding=codec, seed=n)
+        for n, codec in enumerate(["H264", "H265", "H264", "H265"], start=1)
+    ]
+    async with CameraFarm(configs) as farm:
+        urls = {f"cam-{n}": cam.rtsp_url(credentials=True) for n, cam in enumerate(farm, start=1)}
+        modes: list[MediaMode] = ["udp", "tcp-passive", "tcp-active", "udp"]
+        async with LowerPlatform(platform_config(upper, max_streams=4), hooks(urls)) as platform:
+            await wait_until(lambda: platform.registered, what="registration")
+            async with asyncio.TaskGroup() as group:
+                plays = [
+                    group.create_task(
+                        invite(upper, HUB_ID, CAMERAS[n].channel_id, mode=mode, seconds=4.0)
+                    )
+                    for n, mode in enumerate(modes)
+                ]
+        checks = [play.result() for play in plays]
+    for config, mode, check in zip(configs, modes, checks, strict=True):
+        assert check.ok, (config.encoding, mode, check)
+        assert check.codec == ("h264" if config.encoding == "H264" else "hevc")
+        assert (check.width, check.height) == (640, 360)
+        assert check.frames >= 25, (config.encoding, mode, check)
