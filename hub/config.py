@@ -16,16 +16,19 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from adapters.gb28181.ids import GbIdError, assign_channel_ids
+from hub.addresses import check_host, check_sip_uri, check_url
 from hub.police.gb28181_config import Gb28181Uplink
 
 Role = Literal[
@@ -49,6 +52,16 @@ Identifier = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Letters, digits, '-', '_' and '.'; safe in MQTT topics and URLs.",
     ),
+]
+HostName = Annotated[
+    str,
+    AfterValidator(check_host),
+    Field(description="A host name (letters, digits, '-', dots) or an IPv4/IPv6 address."),
+]
+HttpUrl = Annotated[
+    str,
+    AfterValidator(lambda v: check_url(v, ("http", "https"))),
+    Field(description="An http:// or https:// URL."),
 ]
 EventKindPattern = Annotated[
     str,
@@ -145,6 +158,7 @@ def _check_broker_url(url: str) -> None:
         raise ValueError("must start with mqtt:// or mqtts://")
     if not parts.hostname:
         raise ValueError("has no host")
+    check_host(parts.hostname)
     if parts.username or parts.password:
         raise ValueError("put credentials in username/password, not in the URL")
     try:
@@ -257,11 +271,11 @@ class PoliceLink(Model):
 
 
 class Http(Model):
-    host: str = Field(default="127.0.0.1", description="Address the web console listens on.")
+    host: HostName = Field(default="127.0.0.1", description="Address the web console listens on.")
     port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
     tls_cert_file: Path | None = Field(default=None, description="Serve HTTPS with this cert.")
     tls_key_file: Path | None = Field(default=None, description="Key for tls_cert_file.")
-    public_url: str | None = Field(
+    public_url: HttpUrl | None = Field(
         default=None, description="How others reach the hub (used in snapshot URLs)."
     )
     secure_cookies: bool = Field(
@@ -274,7 +288,7 @@ class Http(Model):
 
 
 class AlarmReceiver(Model):
-    host: str = Field(default="0.0.0.0", description="Address the SIA DC-09 receiver binds.")
+    host: HostName = Field(default="0.0.0.0", description="Address the SIA DC-09 receiver binds.")
     tcp_port: int = Field(default=10001, ge=0, le=65535, description="TCP port (0 = free).")
     udp_port: int | None = Field(
         default=10001, ge=0, le=65535, description="UDP port (0 = free, null = off)."
@@ -344,7 +358,7 @@ class Camera(Model):
     id: Identifier
     name: str = Field(min_length=1)
     location: Location
-    host: str = Field(min_length=1, description="Camera address.")
+    host: HostName = Field(description="Camera address: host name or IP, without port.")
     port: int = Field(default=80, ge=1, le=65535, description="ONVIF HTTP port.")
     username: str | None = None
     password: SecretStr | None = None
@@ -388,6 +402,13 @@ class BroadcastController(Model):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Driver options (endpoint paths, payload templates)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("driver") == "sip":
+            return check_sip_uri(v)
+        return check_url(v, ("http", "https"))
 
 
 class Devices(Model):
@@ -692,7 +713,7 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _format_errors(exc: ValidationError) -> list[tuple[str, str]]:
+def _format_errors(exc: ValidationError, raw: Any = None) -> list[tuple[str, str]]:
     out = []
     for err in exc.errors():
         # Drop the names pydantic adds for tagged unions so paths read like the YAML.
@@ -700,7 +721,42 @@ def _format_errors(exc: ValidationError) -> list[tuple[str, str]]:
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        out.append((".".join(loc) or "(root)", msg))
+        out.append((named_path(".".join(loc), raw) or "(root)", msg))
+    return out
+
+
+def named_path(path: str, raw: Any) -> str:
+    """``devices.cameras.3.host`` → ``devices.cameras[cam-gate-1].host``: list items that
+    have an ``id`` are named by it (positions change when the file is edited; ids do not)."""
+    out = ""
+    node = raw
+    for part in path.split(".") if path else []:
+        item: Any = None
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            item = node[int(part)]
+            ident = item.get("id") if isinstance(item, dict) else None
+            if isinstance(ident, str) and ident and "${" not in ident:
+                out += f"[{ident}]"
+                node = item
+                continue
+        elif isinstance(node, dict):
+            item = node.get(part)
+        out = f"{out}.{part}" if out else part
+        node = item
+    return out
+
+
+def _group_missing(errors: list[tuple[str, str]], raw: Any) -> list[tuple[str, str]]:
+    """One line per problem: a variable missing in 65 places is one line, naming where."""
+    places: dict[str, list[str]] = {}
+    for path, msg in errors:
+        places.setdefault(msg, []).append(named_path(path, raw) if path != "(root)" else path)
+    out = []
+    for msg, paths in places.items():
+        if len(paths) > 1:
+            shown = ", ".join(paths[1:4]) + (", …" if len(paths) > 4 else "")
+            msg = f"{msg} (also needed by {len(paths) - 1} more: {shown})"
+        out.append((paths[0], msg))
     return out
 
 
@@ -709,13 +765,14 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> SiteConfig:
     if not isinstance(data, dict):
         raise ConfigError([("(root)", "the file must contain a mapping (key: value)")])
     errors: list[tuple[str, str]] = []
+    raw = data
     data = substitute_env(data, os.environ if env is None else env, errors=errors)
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(_group_missing(errors, raw))
     try:
         return SiteConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from exc
+        raise ConfigError(_format_errors(exc, raw)) from exc
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> SiteConfig:

@@ -39,8 +39,8 @@ def test_every_bad_field_is_named_by_its_path(tmp_path: Path) -> None:
     assert {
         "site.floor_area_m2",
         "police.url",
-        "devices.alarm_panels.0.zones.1.location.role",
-        "devices.cameras.0.port",
+        "devices.alarm_panels[panel-1].zones[btn-duty-1].location.role",
+        "devices.cameras[cam-gate-1].port",
         "surprise",
     } <= paths
 
@@ -80,7 +80,7 @@ def test_keys_are_checked_for_their_format(tmp_path: Path) -> None:
     data["devices"]["alarm_panels"][0]["key_format"] = "ascii"
     with pytest.raises(ConfigError) as info:
         parse_config(data, env={})
-    assert info.value.errors[0][0] == "devices.alarm_panels.0"
+    assert info.value.errors[0][0] == "devices.alarm_panels[panel-1]"
     assert "16, 24 or 32" in info.value.errors[0][1]
 
 
