@@ -21,7 +21,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-PLUGIN_COMMANDS = ("hub.compliance.cli", "hub.health.cli", "hub.web.cli", "hub.linkage.cli")
+PLUGIN_COMMANDS = (
+    "hub.compliance.cli",
+    "hub.health.cli",
+    "hub.web.cli",
+    "hub.linkage.cli",
+    # The police side, when installed; the hub never imports it otherwise.
+    "patrol.cli",
+)
 
 
 def _print_config_errors(path: str, exc: ConfigError) -> None:

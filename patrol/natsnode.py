@@ -51,6 +51,7 @@ class NatsUser:
     password: str
     publish: list[str] = field(default_factory=list)
     subscribe: list[str] = field(default_factory=list)
+    publish_deny: list[str] = field(default_factory=list)
     admin: bool = False
     """Allowed everything (the patrol service)."""
 
@@ -80,18 +81,27 @@ def _quote(s: str) -> str:
     return json.dumps(s)
 
 
-def _users_block(users: list[NatsUser]) -> str:
-    lines = []
-    for u in users:
-        perm = ""
-        if not u.admin:
-            pub = ", ".join(_quote(s) for s in u.publish)
-            sub = ", ".join(_quote(s) for s in u.subscribe)
-            perm = (
-                f", permissions: {{ publish: {{ allow: [{pub}] }}, "
-                f"subscribe: {{ allow: [{sub}] }} }}"
-            )
-        lines.append(f"    {{ user: {_quote(u.name)}, password: {_quote(u.password)}{perm} }}")
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(_quote(s) for s in items) + "]"
+
+
+def user_entry(u: NatsUser, password: str | None = None) -> str:
+    """One entry of an ``authorization { users: [...] }`` block; ``password`` replaces the
+    user's own (for example with ``$VARIABLE``, which nats-server reads from its
+    environment)."""
+    pw = password if password is not None else _quote(u.password)
+    perm = ""
+    if not u.admin:
+        deny = f", deny: {_list(u.publish_deny)}" if u.publish_deny else ""
+        perm = (
+            f", permissions: {{ publish: {{ allow: {_list(u.publish)}{deny} }}, "
+            f"subscribe: {{ allow: {_list(u.subscribe)} }} }}"
+        )
+    return f"{{ user: {_quote(u.name)}, password: {pw}{perm} }}"
+
+
+def users_block(users: list[NatsUser]) -> str:
+    lines = [f"    {user_entry(u)}" for u in users]
     return "authorization {\n  users: [\n" + ",\n".join(lines) + "\n  ]\n}\n"
 
 
@@ -157,7 +167,7 @@ class NatsCluster:
                 "}",
             ]
         if self.users is not None:
-            parts.append(_users_block(self.users))
+            parts.append(users_block(self.users))
         return "\n".join(parts) + "\n"
 
     # --- addresses ---------------------------------------------------------------------

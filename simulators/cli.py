@@ -21,6 +21,7 @@ SIMULATORS: dict[str, str] = {
     "police": "the police alarm platform: subscribes, validates, sends receipts and commands",
     "mall": "a whole simulated mall from a site config",
     "gb28181": "a GB/T 28181 upper-level platform: registration, catalog, alarms, live video",
+    "city": "many emulated mall hubs speaking the police-link contract (for the patrol side)",
 }
 
 

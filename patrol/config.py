@@ -1,0 +1,142 @@
+"""The patrol service's configuration: one YAML file, ``${VAR}`` from the environment.
+
+```yaml
+nats:
+  servers: [nats://nats-1:4222, nats://nats-2:4222, nats://nats-3:4222]
+  username: patrol
+  password: ${PATROL_NATS_PASSWORD}
+  replicas: 3
+database_url: ${PATROL_DATABASE_URL}
+workers: 2
+http: {host: 0.0.0.0, port: 8090}
+malls:
+  - {site_id: zz-jinshui-001, name: 郑州金水国际购物中心, district: 金水区}
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from hub.config import ConfigError, substitute_env
+
+SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+"""A site id is one MQTT topic level and one NATS subject token: no '.', no wildcards."""
+SITE_ID_RULE = "1-64 letters, digits, '-' or '_', starting with a letter or digit (no '.')"
+
+
+def valid_site_id(site_id: object) -> bool:
+    return isinstance(site_id, str) and SITE_ID.fullmatch(site_id) is not None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NatsTls(Model):
+    ca_file: Path | None = Field(default=None, description="CA bundle for the servers.")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM).")
+    key_file: Path | None = Field(default=None, description="Client key (PEM).")
+
+
+class Nats(Model):
+    servers: list[str] = Field(min_length=1, description="nats:// or tls:// of every node.")
+    username: str | None = Field(default=None, description="NATS user of the patrol service.")
+    password: SecretStr | None = Field(default=None, description="Its password (use ${VAR}).")
+    tls: NatsTls | None = Field(default=None, description="TLS to the servers.")
+    stream: str = Field(default="MALLHUB", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of the stream.")
+    durable: str = Field(default="patrol", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    max_age_days: float = Field(default=30, gt=0, description="How long the stream keeps.")
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [s.strip() for s in v.split(",")] if isinstance(v, str) else v
+
+    @field_validator("servers")
+    @classmethod
+    def _check(cls, v: list[str]) -> list[str]:
+        for url in v:
+            parts = urlsplit(url)
+            if parts.scheme not in ("nats", "tls") or not parts.hostname:
+                raise ValueError(f"{url!r}: must be nats://host:port or tls://host:port")
+            if parts.username or parts.password:
+                raise ValueError("put credentials in username/password, not in the URL")
+        return v
+
+
+class Http(Model):
+    host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
+    port: int = Field(default=8090, ge=0, le=65535, description="0 picks a free port.")
+
+
+class Mall(Model):
+    site_id: str = Field(description=SITE_ID_RULE)
+    name: str = Field(default="", max_length=200)
+    district: str = Field(default="", max_length=100, description="e.g. 金水区")
+
+    @field_validator("site_id")
+    @classmethod
+    def _site(cls, v: str) -> str:
+        if not valid_site_id(v):
+            raise ValueError(f"a site id has {SITE_ID_RULE}")
+        return v
+
+
+class PatrolConfig(Model):
+    nats: Nats
+    database_url: SecretStr = Field(description="postgresql+asyncpg://… or sqlite+aiosqlite:///…")
+    workers: int = Field(default=1, ge=1, le=64, description="Consumer tasks in this process.")
+    batch: int = Field(default=256, ge=1, le=5000, description="Messages fetched at once.")
+    http: Http = Field(default_factory=Http)
+    receipt_by: str = Field(default="patrol", max_length=64, description="'by' in receipts.")
+    malls: list[Mall] = Field(default_factory=list, description="Known malls and districts.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: SecretStr) -> SecretStr:
+        scheme = v.get_secret_value().split(":", 1)[0]
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError("use postgresql+asyncpg://… or sqlite+aiosqlite:///…")
+        return v
+
+
+def parse_patrol_config(data: Any, env: Mapping[str, str] | None = None) -> PatrolConfig:
+    if not isinstance(data, dict):
+        raise ConfigError([("(root)", "the file must contain a mapping (key: value)")])
+    errors: list[tuple[str, str]] = []
+    data = substitute_env(data, os.environ if env is None else env, errors=errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return PatrolConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [
+                (
+                    ".".join(str(p) for p in e["loc"]) or "(root)",
+                    e["msg"].removeprefix("Value error, "),
+                )
+                for e in exc.errors()
+            ]
+        ) from exc
+
+
+def load_patrol_config(path: str | Path, env: Mapping[str, str] | None = None) -> PatrolConfig:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([(str(p), f"cannot read: {exc.strerror or exc}")]) from exc
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([(str(p), f"not a UTF-8 YAML file: {type(exc).__name__}")]) from exc
+    return parse_patrol_config(data, env)

@@ -1,0 +1,183 @@
+"""The patrol store's tables (SQLAlchemy; PostgreSQL in production, SQLite for the demo).
+
+Schema management is explicit and simple: ``open_store`` creates missing tables
+(``create_all``) and records ``SCHEMA_VERSION`` in ``patrol_meta``; a store written by
+another version is refused with a clear message instead of being used half-understood.
+A change to these tables raises ``SCHEMA_VERSION`` (and, once deployments exist, brings an
+Alembic migration). Tables are designed for the inspection workflow that comes next:
+every command sent to a hub is a row (with its response), and every officer action is
+audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.store.db import create_engine
+
+SCHEMA_VERSION = 1
+
+
+class StoreVersionError(Exception):
+    """The database belongs to another version of the patrol store."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "patrol_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class MallRow(Base):
+    """One mall, as the hubs report it (retained status, compliance) plus the registry."""
+
+    __tablename__ = "patrol_malls"
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    district: Mapped[str] = mapped_column(String(100), default="", index=True)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    """online / offline / unknown (never heard of)."""
+    status_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the cluster stored the status message applied last."""
+    status_seq_order: Mapped[int] = mapped_column(Integer, default=0)
+    """Its stream sequence (0: known only from the retained copy read at start)."""
+    offline_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    offline_reason: Mapped[str] = mapped_column(String(200), default="")
+    hub_version: Mapped[str] = mapped_column(String(32), default="")
+    compliance: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    compliance_overall: Mapped[str] = mapped_column(String(16), default="unknown")
+    compliance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeviceRow(Base):
+    __tablename__ = "patrol_devices"
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_type: Mapped[str] = mapped_column(String(32), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq_order: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (Index("ix_patrol_devices_state", "state", "site_id"),)
+
+
+class EventRow(Base):
+    """Every event a hub sent, once (deduplicated on event_id); ``deliveries`` counts how
+    often it arrived."""
+
+    __tablename__ = "patrol_events"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    device_id: Mapped[str] = mapped_column(String(64), default="")
+    text_zh: Mapped[str] = mapped_column(String(300), default="")
+    text_en: Mapped[str] = mapped_column(String(300), default="")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    hub_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    """open / ack_sent (an officer acknowledged; the hub has not confirmed) / acknowledged /
+    closed."""
+    ack_by: Mapped[str] = mapped_column(String(64), default="")
+    ack_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    receipt_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    __table_args__ = (
+        Index("ix_patrol_events_open", "category", "state", "priority"),
+        Index("ix_patrol_events_receipt", "receipt_sent_at"),
+    )
+
+
+class CommandRow(Base):
+    """A command sent to a hub and, when it came, the hub's response."""
+
+    __tablename__ = "patrol_commands"
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    by: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    response: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserRow(Base):
+    __tablename__ = "patrol_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    __tablename__ = "patrol_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("patrol_users.id"))
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they are UTC."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+async def open_store(url: str) -> AsyncEngine:
+    """An engine on a store of this version: tables created when missing; a store of
+    another version raises ``StoreVersionError``."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            found = (
+                await conn.execute(select(Meta.value).where(Meta.key == "schema_version"))
+            ).scalar_one_or_none()
+            if found is None:
+                await conn.execute(
+                    insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif found != str(SCHEMA_VERSION):
+                raise StoreVersionError(
+                    f"the patrol store has schema version {found}; this program needs "
+                    f"{SCHEMA_VERSION}"
+                )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine

@@ -1,0 +1,85 @@
+"""The view of every mall at start, from the retained messages the hubs left on the cluster.
+
+NATS keeps MQTT retained messages in its own stream ``$MQTT_rmsgs``. In nats-server 2.9
+each is a JSON record ``{"subject", "topic", "msg" (base64), "flags", "origin"}`` on the
+subject ``$MQTT.rmsgs``; the latest per topic is the retained one. They are applied with
+stream sequence 0, so they only fill in what the patrol store has not heard through its
+own stream (see ``PatrolStore``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from patrol.store import Incoming, PatrolStore, classify
+
+log = logging.getLogger(__name__)
+
+RETAINED_STREAM = "$MQTT_rmsgs"
+
+
+def decode_retained(data: bytes) -> tuple[str, object] | None:
+    """(NATS subject, decoded JSON payload) of one retained record, or None."""
+    try:
+        rec = json.loads(data)
+        subject = rec["subject"]
+        payload = base64.b64decode(rec["msg"])
+        if not isinstance(subject, str):
+            return None
+        return subject, (json.loads(payload) if payload else None)
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+async def rebuild_from_retained(nc: NatsClient, store: PatrolStore, batch: int = 1000) -> int:
+    """Apply every retained status, availability and compliance; returns how many."""
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(RETAINED_STREAM)
+    except NotFoundError:
+        log.info("no retained messages on the cluster yet")
+        return 0
+    if info.state.messages == 0:
+        return 0
+    sub = await js.pull_subscribe(
+        "",
+        stream=RETAINED_STREAM,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=30,
+        ),
+    )
+    latest: dict[str, tuple[object, datetime]] = {}
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=2)
+            except (NatsTimeout, TimeoutError):
+                break
+            for m in msgs:
+                got = decode_retained(m.data)
+                if got is not None:
+                    latest[got[0]] = (got[1], m.metadata.timestamp)
+            if msgs and msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    items: list[Incoming] = []
+    for subject, (body, at) in latest.items():
+        item = classify(subject, body, 0, at)
+        if isinstance(item, Incoming) and item.kind in ("status", "availability", "compliance"):
+            items.append(item)
+    for i in range(0, len(items), batch):
+        await store.write(items[i : i + batch])
+    log.info("rebuilt from %d retained messages", len(items))
+    return len(items)

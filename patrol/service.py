@@ -1,0 +1,136 @@
+"""The patrol service put together: NATS, the store, the stream, the workers, the web app.
+
+``PatrolService(config, workers=True, web=True)`` is an async context manager. Entering
+it connects to the cluster (any node; the client follows the cluster through failures),
+opens the store, makes sure the stream exists, rebuilds the view of every mall from the
+retained messages, then starts ``config.workers`` consumers and, when asked, the web app.
+Deployments run workers and web apps as separate processes (``mallhub patrol worker`` /
+``mallhub patrol web``) on as many machines as needed; ``mallhub patrol run`` does both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from types import TracebackType
+from typing import Any, Self
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+from patrol.config import PatrolConfig
+from patrol.consumer import ConsumerStats, Worker, ensure_stream
+from patrol.models import open_store
+from patrol.retained import rebuild_from_retained
+from patrol.store import PatrolStore
+from patrol.web import State, WebApp
+
+log = logging.getLogger(__name__)
+# nats-py reports every reconnect attempt as an error; the service says what matters itself.
+logging.getLogger("nats").setLevel(logging.CRITICAL)
+
+
+async def connect_nats(config: PatrolConfig, name: str = "patrol") -> NatsClient:
+    n = config.nats
+    kwargs: dict[str, Any] = {}
+    if n.username:
+        kwargs["user"] = n.username
+        kwargs["password"] = n.password.get_secret_value() if n.password else ""
+    if n.tls is not None or any(s.startswith("tls://") for s in n.servers):
+        ctx = ssl.create_default_context(
+            cafile=str(n.tls.ca_file) if n.tls and n.tls.ca_file else None
+        )
+        if n.tls and n.tls.cert_file and n.tls.key_file:
+            ctx.load_cert_chain(str(n.tls.cert_file), str(n.tls.key_file))
+        kwargs["tls"] = ctx
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    async def on_disconnect() -> None:
+        log.debug("nats: disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
+
+    nc = await nats.connect(
+        servers=list(n.servers),
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        **kwargs,
+    )
+    return nc
+
+
+class PatrolService:
+    def __init__(
+        self,
+        config: PatrolConfig,
+        *,
+        workers: int | None = None,
+        web: bool = True,
+        http_port: int | None = None,
+        rebuild: bool = True,
+    ) -> None:
+        self.config = config
+        self.n_workers = config.workers if workers is None else workers
+        self.with_web = web
+        self.http_port = config.http.port if http_port is None else http_port
+        self.rebuild = rebuild
+        self.stats = ConsumerStats()
+        self.nc: NatsClient | None = None
+        self.store: PatrolStore | None = None
+        self.web: WebApp | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        engine = await open_store(self.config.database_url.get_secret_value())
+        self._stack.push_async_callback(engine.dispose)
+        self.store = PatrolStore(engine)
+        self.nc = await connect_nats(self.config)
+        self._stack.push_async_callback(self.nc.close)
+        js = self.nc.jetstream()
+        await ensure_stream(js, self.config)
+        if self.rebuild:
+            await rebuild_from_retained(self.nc, self.store)
+        for i in range(self.n_workers):
+            w = Worker(self.config, self.store, self.nc, name=f"worker-{i + 1}", stats=self.stats)
+            self._tasks.append(asyncio.create_task(w.run(), name=f"patrol-worker-{i + 1}"))
+        if self.with_web:
+            state = State(self.config, self.store, self.nc)
+            self.web = await self._stack.enter_async_context(
+                WebApp(state, self.config.http.host, self.http_port)
+            )
+
+    async def _stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        await self._stack.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop()
