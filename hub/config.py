@@ -93,7 +93,14 @@ class Coordinates(Model):
 
 
 class Site(Model):
-    id: Identifier = Field(title="Site id", description="Unique id of this mall; part of topics.")
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        title="Site id",
+        description=(
+            "Unique id of this mall: letters, digits, '-' and '_' (no '.': the id is one MQTT "
+            "topic level and one NATS subject token)."
+        ),
+    )
     name: str = Field(min_length=1, title="Name", description="The mall's name, e.g. 郑州某广场.")
     address: str = Field(default="", title="Address", description="Postal address.")
     coordinates: Coordinates | None = Field(default=None, title="Coordinates")

@@ -257,6 +257,7 @@ class PatrolStore:
             row = rows[event_id]
             out.new_events.append(EventRow(**row))
             seqs[row["site_id"]] = max(seqs.get(row["site_id"], 0), row["seq"])
+            out.malls_changed.add(row["site_id"])
         for site, seq in seqs.items():
             await conn.execute(
                 update(MallRow)

@@ -42,3 +42,11 @@ def test_bad_lists_are_refused_by_path(tmp_path: Path, url: object, message: str
         parse_config(_police(tmp_path, url), env={})
     assert [p for p, _ in info.value.errors] == ["police.url"]
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("site_id", ["a.b", "mall+1", "mall/1", "", "-lead"])
+def test_site_ids_map_one_to_one_onto_nats_subjects(tmp_path: Path, site_id: str) -> None:
+    data = site_dict(broker_url="mqtt://127.0.0.1:1883", data_dir=tmp_path, site_id=site_id)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    assert "site.id" in [p for p, _ in info.value.errors]
