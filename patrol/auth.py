@@ -1,30 +1,29 @@
-"""Officers' accounts: roles, passwords, lockout — the hub console's rules, reused.
+"""Officers' accounts: roles and passwords — the hub console's rules, reused.
 
 Password hashing (scrypt), the password and user-name policies, sessions in memory keyed
-by the SHA-256 of the cookie, the per-address login throttle and the CSRF comparison come
-from ``hub.web.auth``; the accounts live in the patrol store with their own roles.
-There are no default accounts: ``mallhub patrol user add`` makes them.
+by the SHA-256 of the cookie, the login throttle (``LoginGuard``: per address, per account
+and address, and a slow-down per account — never a lockout that an attacker could use
+against an officer) and the CSRF comparison come from ``hub.web.auth``; the accounts live
+in the patrol store with their own roles. There are no default accounts: ``mallhub patrol
+user add`` makes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hub.web.auth import (
-    LOCKOUT,
-    MAX_FAILURES,
     AuthError,
     check_password_policy,
     check_user_name,
     hash_password_async,
     verify_password_async,
 )
-from patrol.models import AuditRow, UserRow, utc
+from patrol.models import AuditRow, UserRow
 from patrol.store import now_utc
 
 Role = Literal["officer", "supervisor", "admin"]
@@ -94,15 +93,9 @@ async def add_user(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    officer: Officer | None
-    locked_until: datetime | None = None
-
-
-async def login(engine: AsyncEngine, name: str, password: str, address: str) -> LoginResult:
-    """Check a password (in constant time whether or not the user exists); count failures
-    and lock the account after ``MAX_FAILURES`` in a row, as the hub console does."""
+async def login(engine: AsyncEngine, name: str, password: str, address: str) -> Officer | None:
+    """Check a password (the same work whether or not the user exists); failures are
+    counted and audited. Throttling is the caller's (``LoginGuard``)."""
     async with AsyncSession(engine) as session:
         row = (
             await session.execute(select(UserRow).where(UserRow.name == name[:64]))
@@ -110,21 +103,13 @@ async def login(engine: AsyncEngine, name: str, password: str, address: str) -> 
     now = now_utc()
     stored = row.password_hash if row is not None else None
     ok = await verify_password_async(password[:1024], stored)
-    if row is not None:
-        locked = utc(row.locked_until)
-        if locked is not None and locked > now:
-            return LoginResult(None, locked)
     async with engine.begin() as conn:
         if row is None or row.disabled or not ok:
             detail: dict[str, object] = {"address": address}
-            locked_until = None
-            if row is not None and not row.disabled:
+            if row is not None:
                 fails = (row.failed_logins or 0) + 1
-                locked_until = now + LOCKOUT if fails >= MAX_FAILURES else None
                 await conn.execute(
-                    update(UserRow)
-                    .where(UserRow.id == row.id)
-                    .values(failed_logins=fails, locked_until=locked_until)
+                    update(UserRow).where(UserRow.id == row.id).values(failed_logins=fails)
                 )
                 detail["failures"] = fails
             await conn.execute(
@@ -136,10 +121,8 @@ async def login(engine: AsyncEngine, name: str, password: str, address: str) -> 
                     detail=detail,
                 )
             )
-            return LoginResult(None, locked_until)
-        await conn.execute(
-            update(UserRow).where(UserRow.id == row.id).values(failed_logins=0, locked_until=None)
-        )
+            return None
+        await conn.execute(update(UserRow).where(UserRow.id == row.id).values(failed_logins=0))
         await conn.execute(
             insert(AuditRow).values(
                 at=now,
@@ -150,7 +133,7 @@ async def login(engine: AsyncEngine, name: str, password: str, address: str) -> 
                 user_id=row.id,
             )
         )
-    return LoginResult(Officer(row.id, row.name, row.display_name, check_role(row.role)))
+    return Officer(row.id, row.name, row.display_name, check_role(row.role))
 
 
 async def get_officer(engine: AsyncEngine, user_id: int) -> Officer | None:

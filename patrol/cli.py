@@ -130,9 +130,11 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return accounts_main(args)
 
 
-def register(sub: Any) -> None:
-    from patrol.auth import ROLES
+ROLES = ("officer", "supervisor", "admin")
+"""As ``patrol.auth.ROLES``; repeated so that building ``mallhub``'s parser stays light."""
 
+
+def register(sub: Any) -> None:
     patrol = sub.add_parser(
         "patrol", help="the police side: every mall of a city on one screen (NATS JetStream)"
     )

@@ -23,7 +23,6 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "conflict",
         413: "body too large",
         415: "not JSON",
-        423: "account locked",
         429: "throttled",
     }
     return {str(c): _resp(names[c]) for c in codes}
@@ -126,7 +125,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": _resp(
                             "logged in; the CSRF token is in the body", {"type": "object"}
                         ),
-                        **_errors(400, 401, 403, 413, 415, 423, 429),
+                        **_errors(400, 401, 403, 413, 415, 429),
                     },
                 },
                 "delete": {

@@ -23,7 +23,7 @@ from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from hub.web.auth import CSRF_HEADER, AddressThrottle, SessionStore, csrf_ok
+from hub.web.auth import CSRF_HEADER, LoginGuard, SessionStore, csrf_ok
 from patrol.auth import Officer, get_officer, login
 from patrol.commands import CommandRefused, acknowledge
 from patrol.config import PatrolConfig, valid_site_id
@@ -62,7 +62,7 @@ class State:
     store: PatrolStore
     nc: NatsClient
     sessions: SessionStore = field(default_factory=SessionStore)
-    throttle: AddressThrottle = field(default_factory=AddressThrottle)
+    guard: LoginGuard = field(default_factory=LoginGuard)
     live: set[asyncio.Queue[str]] = field(default_factory=set)
     tls: bool = False
 
@@ -199,24 +199,25 @@ async def post_session(request: web.Request) -> web.Response:
     if not origin_ok(request):
         raise ApiError(403, "csrf", "the request comes from another origin")
     address = _address(request)
-    wait = st.throttle.retry_after(address)
-    if wait is not None:
-        raise ApiError(
-            429, "throttled", "too many failed logins", **{"Retry-After": str(int(wait))}
-        )
     body = await _json_body(request)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise ApiError(400, "invalid", "name and password are strings")
-    result = await login(st.store.engine, name, password, address)
-    if result.officer is None:
-        st.throttle.failed(address)
-        if result.locked_until is not None:
-            raise ApiError(423, "locked", "too many wrong passwords; try again later")
+    wait = st.guard.retry_after(name, address)
+    if wait is not None:
+        retry = {"Retry-After": str(int(wait))}
+        raise ApiError(429, "throttled", "too many failed logins; try again later", **retry)
+    delay = st.guard.delay(name)
+    if delay:
+        await asyncio.sleep(delay)  # an account under attack: each try waits
+    officer = await login(st.store.engine, name, password, address)
+    if officer is None:
+        st.guard.failed(name, address)
         raise ApiError(401, "login_failed", "wrong user name or password")
-    cookie, session = st.sessions.create(result.officer.id, result.officer.name)
+    st.guard.succeeded(name, address)
+    cookie, session = st.sessions.create(officer.id, officer.name)
     resp = web.json_response(
-        {"name": result.officer.name, "role": result.officer.role, "csrf_token": session.csrf_token}
+        {"name": officer.name, "role": officer.role, "csrf_token": session.csrf_token}
     )
     resp.set_cookie(
         SESSION_COOKIE, cookie, httponly=True, samesite="Strict", secure=st.tls, path="/"

@@ -21,6 +21,6 @@ document.addEventListener("DOMContentLoaded", () => {
       window.location.assign("/");
       return;
     }
-    err.textContent = r.status === 423 || r.status === 429 ? t.login_locked : t.login_failed;
+    err.textContent = r.status === 429 ? t.login_locked : t.login_failed;
   });
 });
