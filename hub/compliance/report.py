@@ -144,8 +144,14 @@ def _env() -> Environment:
     )
 
 
-def render_html(result: ComplianceResult, lang: str = "zh-CN") -> str:
-    """The printable report (A4, colours survive printing) in Chinese or English."""
+def render_html(
+    result: ComplianceResult, lang: str = "zh-CN", *, style_nonce: str | None = None
+) -> str:
+    """The printable report (A4, colours survive printing) in Chinese or English.
+
+    Its one stylesheet is inline so the file stands alone; served by the hub, it carries
+    ``style_nonce``, which that answer's Content-Security-Policy allows. No element has a
+    ``style`` attribute (a policy cannot allow those without allowing any)."""
     if lang not in LANGS:
         raise ValueError(f"language {lang!r} is not one of {LANGS}")
     cfg = result.facts.config
@@ -164,6 +170,7 @@ def render_html(result: ComplianceResult, lang: str = "zh-CN") -> str:
         .get_template("report.html.j2")
         .render(
             lang=lang,
+            style_nonce=style_nonce,
             report=data,
             labels={k: v.get(lang) for k, v in LABELS.items()},
             status_names={k: v.get(lang) for k, v in STATUS_NAMES.items()},

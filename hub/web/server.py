@@ -22,6 +22,7 @@ from hub.tasks import stop_task
 from hub.web import queries
 from hub.web.api import ENDPOINTS, authenticate
 from hub.web.auth import CSRF_HEADER, csrf_ok
+from hub.web.csp import CSP
 from hub.web.routing import (
     ARGS,
     BODY,
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
     from hub.bus import BusMessage
 
 log = logging.getLogger(__name__)
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 def origin_ok(request: web.Request) -> bool:

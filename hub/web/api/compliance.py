@@ -10,6 +10,7 @@ from aiohttp import web
 from hub.store.writer import now_utc
 from hub.web.api.common import hub_of, json_reply, parse_when
 from hub.web.api.params import COMPLIANCE_AT, q
+from hub.web.csp import csp_with_style_nonce, style_nonce
 from hub.web.routing import ARGS, Endpoint, unprocessable
 from hub.web.schemas import ref
 
@@ -71,7 +72,13 @@ async def h_compliance_html(request: web.Request) -> web.StreamResponse:
     a = request[ARGS]
     result = await compliance_result(hub, _at_from_args(hub, a))
     lang = a.get("lang") or hub.config.site.language
-    return web.Response(text=render_html(result, lang), content_type="text/html", charset="utf-8")
+    nonce = style_nonce()
+    return web.Response(
+        text=render_html(result, lang, style_nonce=nonce),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": csp_with_style_nonce(nonce)},
+    )
 
 
 ROUTES: tuple[Endpoint, ...] = (
