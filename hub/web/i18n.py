@@ -127,7 +127,70 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role": ("角色", "Role"),
     "none": ("无", "none"),
     "back": ("返回", "Back"),
+    "times_in": ("本页时间均为{tz}时间", "All times on this page are {tz} time"),
+    "target": ("对象", "Target"),
+    "detail": ("详情", "Detail"),
+    "seq": ("序号", "seq"),
+    # Event states of events that are not alarms: a restore or a fault is not a new alarm.
+    "st_new_fault": ("新故障", "new fault"),
+    "st_new_info": ("未处理", "open"),
+    # Compliance verdicts (the printable report says the same).
+    "cs_pass": ("合格", "pass"),
+    "cs_fail": ("不合格", "fail"),
+    "cs_unknown": ("未知", "unknown"),
+    "cs_attested": ("已声明", "attested"),
+    "cs_compliant": ("合规", "compliant"),
+    "cs_non_compliant": ("不合规", "non-compliant"),
+    # Device types.
+    "dt_alarm_panel": ("报警主机", "alarm panel"),
+    "dt_alarm_button": ("一键报警按钮", "alarm button"),
+    "dt_detector": ("探测器", "detector"),
+    "dt_fire_detector": ("火灾探测器", "fire detector"),
+    "dt_camera": ("摄像机", "camera"),
+    "dt_broadcast": ("广播", "broadcast"),
+    "dt_receiver": ("接警接收机", "alarm receiver"),
+    "dt_hub": ("安防中心", "hub"),
+    # Roles.
+    "role_viewer": ("查看员", "viewer"),
+    "role_operator": ("值班员", "operator"),
+    "role_technician": ("技术员", "technician"),
+    "role_admin": ("管理员", "admin"),
+    # Linkage actions and their outcomes.
+    "lk_snapshot": ("抓拍", "snapshot"),
+    "lk_ptz_preset": ("云台预置位", "PTZ preset"),
+    "lk_relay_pulse": ("继电器脉冲", "relay pulse"),
+    "lk_relay_on": ("继电器开", "relay on"),
+    "lk_broadcast": ("广播", "broadcast"),
+    "lk_renotify": ("再次通知", "re-notify"),
+    "out_ok": ("成功", "ok"),
+    "out_failed": ("失败", "failed"),
+    # What happened to an event (its timeline).
+    "tl_stored": ("已存储", "stored"),
+    "tl_published": ("已上报公安", "sent to the police"),
+    "tl_update": ("更新消息", "update"),
+    "tl_police.receipt": ("公安回执", "police receipt"),
+    "tl_event.acknowledged": ("确认", "acknowledged"),
+    "tl_event.closed": ("关闭", "closed"),
+    "tl_event.note": ("备注", "note"),
+    "tl_event.linkage": ("联动", "linkage"),
+    "tl_event.escalated": ("升级提醒", "escalated"),
+    "tl_snapshot.taken": ("抓拍", "snapshot taken"),
 }
+
+
+def word(t: dict[str, str], prefix: str, value: object) -> str:
+    """The page word for an enum ``value`` (``t[prefix + value]``), or the value itself
+    when there is none (tests/web/test_browser_zh.py fails on those in the Chinese pages)."""
+    if value is None or value == "":
+        return ""
+    return t.get(f"{prefix}{value}", str(value))
+
+
+def state_word(t: dict[str, str], state: str, category: str | None) -> str:
+    """An event's state as the console says it: only an alarm is a "new alarm"."""
+    if state == "new" and category in ("fault", "info"):
+        return t[f"st_new_{category}"]
+    return word(t, "st_", state)
 
 
 def pick(lang: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from hub.web.api import (
     set_session_cookie,
 )
 from hub.web.auth import CSRF_FIELD, PRELOGIN_COOKIE, SESSION_COOKIE, Principal, csrf_ok
-from hub.web.i18n import LANG_COOKIE, LANGS, choose, pick
+from hub.web.i18n import LANG_COOKIE, LANGS, choose, pick, state_word, word
 from hub.web.state import STATE, state_of
 
 HERE = Path(__file__).parent
@@ -77,11 +77,14 @@ def render(
 ) -> web.Response:
     lang = lang_of(request)
     st = state_of(request)
+    words = pick(lang)
     text = (
         request.app[ENV]
         .get_template(template)
         .render(
-            t=pick(lang),
+            t=words,
+            word=lambda prefix, value: word(words, prefix, value),
+            state_word=lambda state, category=None: state_word(words, state, category),
             lang=lang,
             me=p,
             csrf=p.csrf_token if p is not None else "",

@@ -119,7 +119,8 @@ def device_json(
         "parent": info.parent,
         "state": row.state if row is not None else "unknown",
         "since": _t(row.since) if row is not None else None,
-        "reason": reason_prefix + (row.reason or "") if row is not None else "",
+        # The panel's name before its reason, when it gives one (never a dangling "panel:").
+        "reason": reason_prefix + row.reason if row is not None and row.reason else "",
         "last_seen": _t(row.last_seen) if row is not None else None,
         "latency_ms": latency,
         "clock_offset_s": _clock_offset(detail),

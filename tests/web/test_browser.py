@@ -163,7 +163,7 @@ async def test_console_device_board_compliance_and_every_page(
     await expect(page.locator("#total")).to_have_text("1")
     await shot(page, "08-events")
     await page.click(f'a[href="/events/{event_id}"]')
-    await expect(page.locator(".timeline")).to_contain_text("event.acknowledged")
+    await expect(page.locator(".timeline")).to_contain_text("确认")
     await page.fill('form.api-form input[name="text"]', "已通知公安")
     await page.click('form.api-form button[type="submit"]')
     await expect(page.locator(".notes")).to_contain_text("已通知公安")

@@ -39,11 +39,30 @@ const MH = (() => {
     toast._t = setTimeout(() => { el.hidden = true; }, 4000);
   }
 
+  // Every time on a page is on the site's clock (the server renders the same), whatever
+  // zone the browser's computer is set to; the page's footer names the zone once.
+  let siteClock = null;
   function localTime(iso) {
     if (!iso) return "";
     const d = new Date(iso);
-    const p = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    if (Number.isNaN(d.getTime())) return "";
+    if (!siteClock) {
+      siteClock = new Intl.DateTimeFormat("en-GB", {
+        timeZone: document.body.dataset.tz || "Asia/Shanghai",
+        year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+      });
+    }
+    const part = {};
+    for (const p of siteClock.formatToParts(d)) part[p.type] = p.value;
+    return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}`;
+  }
+
+  // An event's state as the console says it: only an alarm is a "new alarm".
+  function stateWord(state, category) {
+    const t = i18n();
+    if (state === "new" && (category === "fault" || category === "info")) return t["st_new_" + category];
+    return t["st_" + state] || state;
   }
 
   // <form class="api-form" data-api=URL data-method=POST>: fields → JSON body, then reload.
@@ -75,7 +94,7 @@ const MH = (() => {
     }
   });
 
-  return { api, toast, i18n, localTime };
+  return { api, toast, i18n, localTime, stateWord };
 })();
 
 // Event page: acknowledge / close buttons outside the console.

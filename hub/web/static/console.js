@@ -40,8 +40,10 @@
     el.classList.remove("es-new", "es-acknowledged", "es-closed");
     el.classList.add("es-" + state);
     const s = el.querySelector(".estate");
-    s.className = "estate es-" + state;
-    s.textContent = t["st_" + state] || state;
+    const category = el.dataset.category;
+    const quiet = state === "new" && (category === "fault" || category === "info");
+    s.className = "estate es-" + state + (quiet ? " quiet" : "");
+    s.textContent = MH.stateWord(state, category);
     const ack = el.querySelector('[data-act="acknowledge"]');
     if (ack) ack.hidden = state !== "new";
     if (by) el.querySelector(".a-by").textContent = `${t.by}: ${by}`;
@@ -53,6 +55,7 @@
     el.dataset.floor = e.floor || "";
     el.dataset.zone = e.zone || "";
     el.dataset.priority = String(e.priority);
+    el.dataset.category = e.category || "alarm";
     el.className = `alarm p${e.priority} es-${e.state}`;
     const prio = el.querySelector(".prio");
     prio.className = `prio p${e.priority}`;
@@ -65,6 +68,7 @@
     el.querySelector(".a-floor").textContent = e.floor || "";
     el.querySelector(".a-zone").textContent = e.zone || "";
     el.querySelector(".a-camnames").textContent = (e.cameras || []).map((c) => c.name).join(", ");
+    el.querySelector(".a-cams").hidden = !(e.cameras || []).length;
     if (e.test_mode) {
       const tag = document.createElement("span");
       tag.className = "tag test";
