@@ -8,17 +8,16 @@ import functools
 from typing import Any
 
 from hub import __version__
-from hub.web.auth import (
+from hub.web.auth import CSRF_HEADER, SESSION_COOKIE
+from hub.web.routing import JSON, Endpoint, harden
+from hub.web.schemas import COMPONENTS, ref
+from hub.web.throttle import (
     ADDRESS_FAILURES,
-    CSRF_HEADER,
     MAX_FAILURES,
-    SESSION_COOKIE,
     SLOW_AFTER,
     SLOW_MAX_S,
     THROTTLE_WINDOW_S,
 )
-from hub.web.routing import JSON, Endpoint, harden
-from hub.web.schemas import COMPONENTS, ref
 
 ERROR_TEXT = {
     400: "The parameters or the body are not valid.",

@@ -11,19 +11,16 @@ from sqlalchemy import select
 
 from hub.store.models import ApiToken, AuditLog, User
 from hub.web.api import ENDPOINTS
-from hub.web.auth import (
+from hub.web.auth import RANK, ROLES, hash_password, verify_password
+from hub.web.routing import Endpoint
+from hub.web.state import STATE
+from hub.web.throttle import (
     MAX_FAILURES,
-    RANK,
-    ROLES,
     SLOW_AFTER,
     SLOW_MAX_S,
     THROTTLE_WINDOW_S,
     LoginGuard,
-    hash_password,
-    verify_password,
 )
-from hub.web.routing import Endpoint
-from hub.web.state import STATE
 from tests.web.webtest import PASSWORD, Browserless, WebHub
 
 SAMPLE = {
