@@ -37,7 +37,9 @@ class Gb28181Uplink(BaseModel):
         description="The upper platform's SIP domain; default the first 10 digits of its ID.",
     )
     host: str = Field(min_length=1, title="Upper platform address", description="Host or IP.")
-    port: int = Field(default=5060, ge=1, le=65535, title="Upper platform SIP port")
+    port: int = Field(
+        default=5060, ge=1, le=65535, title="Upper platform SIP port", description="Usually 5060."
+    )
     transport: Literal["udp", "tcp"] = Field(
         default="udp", title="SIP transport", description="udp (the default of most platforms)."
     )

@@ -36,12 +36,18 @@ def channels(cameras: int = 2, buttons: int = 2) -> list[Channel]:
 
 
 def platform_config(upper: UpperPlatform, **changes: Any) -> PlatformConfig:
+    changes.setdefault("server_id", upper.platform_id)
+    return config_at(upper.port, **changes)
+
+
+def config_at(port: int, server_id: str = SERVER_ID, **changes: Any) -> PlatformConfig:
+    """Settings for a platform registering to ``127.0.0.1:port`` with short timers."""
     cfg = PlatformConfig(
         device_id=HUB_ID,
-        server_id=upper.platform_id,
-        server_domain=upper.platform_id[:10],
+        server_id=server_id,
+        server_domain=server_id[:10],
         server_host="127.0.0.1",
-        server_port=upper.port,
+        server_port=port,
         password=PASSWORD,
         local_host="127.0.0.1",
         t1_s=0.05,
