@@ -59,8 +59,10 @@ async def test_hubs_fail_over_between_nodes_without_losing_an_alarm(
         assert svc.store is not None
         engine = svc.store.engine
         hubs = [east, west]
+        await wait_until(
+            lambda: all(h.police.state.connected for h in hubs), within=30, what="links up"
+        )
         for hub in hubs:
-            await wait_until(lambda h=hub: h.police.state.connected, within=30, what="link up")
             assert hub.police.state.broker == f"127.0.0.1:{nats_cluster.nodes[0].mqtt_port}"
         pressed: list[str] = []
 

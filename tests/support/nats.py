@@ -13,8 +13,6 @@ import pytest
 
 from patrol.natsnode import NatsCluster, nats_server_path
 
-STREAM = "MALLHUB"
-
 
 def _need_nats_server() -> None:
     if nats_server_path() is None:
