@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY hub ./hub
 COPY adapters ./adapters
 COPY simulators ./simulators
+COPY patrol ./patrol
 COPY config ./config
 COPY docs ./docs
 RUN pip install --no-cache-dir -e . \

@@ -119,3 +119,9 @@ def test_nats_accounts_confine_each_mall_to_its_prefix() -> None:
     assert 'allow: ["mallhub.v1.zz-a-1.>"], deny: ["mallhub.v1.zz-a-1.commands.>"' in text
     with pytest.raises(ValueError):
         authorization(["bad.site"])
+
+
+def test_the_compose_profiles_mall_user_is_what_the_generator_writes() -> None:
+    conf = (ROOT / "config" / "nats" / "auth.conf").read_text()
+    [line] = [x for x in authorization(["zz-jinshui-001"]).splitlines() if "zz-jinshui-001" in x]
+    assert line.strip() in conf
