@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--http-port", type=int, default=8080, help="web console port")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    demo.add_argument("--data-dir", type=Path, default=None, help="keep data here")
+    demo.add_argument(
+        "--data-dir", type=Path, default=None, help="keep data here (else a temporary dir, removed)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="validate a config or print its JSON Schema")

@@ -3,15 +3,22 @@
 Everything runs on this machine on free loopback ports, with SQLite in a fresh data
 directory and a random camera password made for this run (there are no default passwords).
 The police simulator's lines show what the police alarm platform receives.
+
+Order: broker, police simulator, the simulated mall (its cameras answering), then the hub;
+stopping goes the other way, so the hub never meets a camera that is not there yet or no
+longer there. A temporary data directory is removed at exit; one given with ``--data-dir``
+is kept (and may be used again: the console login is renewed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 CAMERAS = 8
+DEVICES_READY_S = 30.0
+"""How long the simulated cameras may take to answer before the demo gives up."""
 
 
 def _port_free(port: int) -> bool:
@@ -43,13 +52,15 @@ def _port_free(port: int) -> bool:
 
 
 @asynccontextmanager
-async def _child(name: str, args: list[str], env: dict[str, str]) -> AsyncIterator[None]:
+async def _child(
+    name: str, args: list[str], env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A simulator in its own process; its lines go to our stdout."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators.cli", *args, env=env
     )
     try:
-        yield
+        yield proc
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -76,8 +87,13 @@ async def run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    temporary = args.data_dir is None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="mallhub-demo-"))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"mallhub demo: cannot use {data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     http_port = args.http_port or free_port()
     env = dict(os.environ)
     env.update(
@@ -91,8 +107,18 @@ async def run_demo(args: argparse.Namespace) -> int:
     for i in range(1, CAMERAS + 1):
         env[f"DEMO_CAM{i}_PORT"] = str(free_port())
 
-    with stop_on_signals() as stop:
-        return await _demo(args, env, data_dir, http_port, stop)
+    try:
+        with stop_on_signals() as stop:
+            return await _demo(args, env, data_dir, http_port, stop)
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            print(
+                f"mallhub demo: removed its data directory {data_dir} (--data-dir DIR keeps one)",
+                flush=True,
+            )
+        else:
+            print(f"mallhub demo: data kept in {data_dir}", flush=True)
 
 
 async def _demo(
@@ -140,9 +166,7 @@ async def _demo(
                 env,
             )
         )
-        hub = await stack.enter_async_context(Hub(config))
-        await _console_login(hub)
-        await stack.enter_async_context(
+        mall = await stack.enter_async_context(
             _child(
                 "mall",
                 [
@@ -159,17 +183,57 @@ async def _demo(
                 env,
             )
         )
+        cameras = [int(env[f"DEMO_CAM{i}_PORT"]) for i in range(1, CAMERAS + 1)]
+        if not await _devices_ready(mall, cameras, stop):
+            if stop.is_set():
+                return 0
+            print("mallhub demo: the simulated mall did not start", file=sys.stderr)
+            return 1
+        hub = await stack.enter_async_context(Hub(config))
+        await _console_login(hub)
         await wait_stop(stop, args.duration)
         print("mallhub demo: stopping", flush=True)
     return 0
 
 
+async def _devices_ready(
+    mall: asyncio.subprocess.Process, ports: list[int], stop: asyncio.Event
+) -> bool:
+    """Wait until every simulated camera accepts a connection (False: the mall process
+    ended, the demo was stopped, or the cameras did not come up in time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEVICES_READY_S
+    waiting = list(ports)
+    while waiting:
+        if mall.returncode is not None or stop.is_set() or loop.time() > deadline:
+            return False
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", waiting[0]), 1.0
+            )
+        except (OSError, TimeoutError):
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        waiting.pop(0)
+    return True
+
+
 async def _console_login(hub: Hub) -> None:
-    """A console login for this demo run only: a fresh random password, shown once."""
-    from hub.web.auth import CreateUser, hash_password_async
+    """A console login for this demo run only: a fresh random password, shown once. A data
+    directory from an earlier run already has the user: its password is renewed."""
+    from hub.web.auth import AuthError, CreateUser, UpdateUser, hash_password_async
 
     password = secrets.token_urlsafe(12)
-    await hub.submit(CreateUser("demo", "admin", await hash_password_async(password), "demo"))
+    hashed = await hash_password_async(password)
+    try:
+        await hub.submit(CreateUser("demo", "admin", hashed, "demo"))
+    except AuthError:
+        await hub.submit(
+            UpdateUser("demo", "demo", role="admin", disabled=False, password_hash=hashed)
+        )
     web = hub.parts.get("web")
     url = str(web.url) if web is not None else "(web console not running)"
     print(f"  console: {url}  user: demo  password (this run only): {password}", flush=True)
