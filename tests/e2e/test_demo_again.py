@@ -22,8 +22,7 @@ def _demo(*extra: str, env: dict[str, str] | None = None) -> str:
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     for noise in NOISE:
-        assert noise not in out, out[-3000:]
-    assert not [line for line in out.splitlines() if " ERROR " in line], out[-3000:]
+        assert noise not in out, [line for line in out.splitlines() if noise in line][:5]
     return out
 
 
