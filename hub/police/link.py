@@ -158,7 +158,10 @@ class PoliceLink:
             "state": state,
             "version": __version__,
             "started_at": iso(self.started_at),
+            # In the Last Will this is when the connection began: a broker keeps the will it
+            # got at connect time and cannot be told a later one (docs/police-link.md).
             "ts": iso(now_utc()),
+            "heartbeat_s": self.police.heartbeat_s,
         }
         if reason:
             msg["reason"] = reason
