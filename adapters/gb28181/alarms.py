@@ -162,6 +162,9 @@ class AlarmSender:
                 except (TransactionTimeout, OSError) as exc:
                     self.counters["unanswered"] += 1
                     log.info("%s: alarm %s unanswered: %s", cfg.device_id, item.notice.key, exc)
+                except Exception:  # supervisor: keep trying, never lose the alarm
+                    self.counters["send_error"] += 1
+                    log.exception("%s: alarm %s not sent", cfg.device_id, item.notice.key)
                 else:
                     if response.status < 300:
                         break

@@ -232,9 +232,16 @@ class LowerPlatform:
             except RegistrationRefused as exc:
                 self._registered.clear()
                 self._set_state(False, exc.reason, self.server_id_seen)
-            except (TransactionTimeout, OSError) as exc:
+            except TransactionTimeout as exc:
                 self._registered.clear()
-                self._set_state(False, f"no answer to REGISTER: {exc}")
+                self._set_state(False, str(exc))
+            except OSError as exc:
+                self._registered.clear()
+                self._set_state(False, f"cannot reach the upper platform: {exc}")
+            except Exception as exc:  # supervisor: an unforeseen answer must not end the link
+                log.exception("%s: registration failed", self.config.device_id)
+                self._registered.clear()
+                self._set_state(False, f"registration failed: {type(exc).__name__}")
             else:
                 attempt = 0
                 self._registered.set()
@@ -395,6 +402,12 @@ class LowerPlatform:
                 await self.respond(request, addr, 400, f"Bad Request ({exc})")
         except OSError as exc:
             log.info("%s: cannot answer %s: %s", self.config.device_id, request.method, exc)
+        except Exception:  # supervisor: one request must never end the platform
+            self.counters["handler_error"] += 1
+            log.exception("%s: %s from %s:%d failed", self.config.device_id, request.method, *addr)
+            if request.method != "ACK":
+                with contextlib.suppress(Exception):
+                    await self.respond(request, addr, 500, "Server Internal Error")
 
     async def respond(
         self, request: SipRequest, addr: Address, status: int, reason: str, body: bytes = b""

@@ -129,4 +129,4 @@ def build_answer(
         lines += [f"a=setup:{ours}", "a=connection:new"]
     lines.append(f"y={ssrc}")
     lines.append("f=")
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")

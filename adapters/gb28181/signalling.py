@@ -66,6 +66,7 @@ class Signalling:
         """Feed one received message (a datagram, or one framed out of the TCP stream)."""
         if not data.strip(b"\r\n"):
             return  # keep-alive CRLFs
+        self.counters["received"] += 1
         try:
             message = parse_message(data)
             key = transaction_key(via_branch(message.require("Via")), message.cseq[1])
@@ -86,6 +87,7 @@ class Signalling:
                 self.counters["retransmission"] += 1
                 self._spawn_send(*cached)
                 return
+        self.counters["request"] += 1
         self._on_request(message, addr)
 
     def _spawn_send(self, data: bytes, addr: Address) -> None:

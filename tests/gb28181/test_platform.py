@@ -9,6 +9,9 @@ hostile requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
+import re
 import socket
 from datetime import UTC, datetime
 
@@ -307,3 +310,83 @@ async def test_over_tcp(upper: UpperPlatform, charset: str) -> None:
         assert upper.alarms[0].charset == charset
         await upper.restart()  # closes the connection: the platform reconnects and registers
         await wait_until(lambda: HUB_ID in upper.registrations, within=10, what="re-registration")
+
+
+HOSTILE_BODIES = [
+    b"",
+    b"\xff\xfe\x00garbage",
+    b"<Query><CmdType>Catalog</CmdType><SN>99999999999</SN><DeviceID>x</DeviceID></Query>",
+    b'<?xml version="1.0" encoding="GB2312"?><Control><CmdType>DeviceControl</CmdType><SN>1</SN>'
+    b"<DeviceID>34020000001320000001</DeviceID><PTZCmd>A5\xff</PTZCmd></Control>",
+    b"<Query>" + b"<a>" * 5000 + b"</Query>",
+    "v=0\r\ns=播放\r\nc=IN IP4 127.0.0.1\r\nm=video 9 RTP/AVP 96\r\ny=1\r\n".encode(),
+    b"v=0\r\nc=IN IP4 999.1.1.1\r\nm=video 1 TCP/RTP/AVP 96\r\na=setup:bogus\r\n",
+]
+
+
+def hostile_requests(port: int, count: int) -> list[bytes]:
+    """Requests from the upper platform's address with broken headers, bodies and methods."""
+    rng = random.Random(28181)
+    methods = ["MESSAGE", "INVITE", "SUBSCRIBE", "BYE", "CANCEL", "ACK", "NOTIFY", "INFO", "X"]
+    out = []
+    for n in range(count):
+        method = rng.choice(methods)
+        body = rng.choice(HOSTILE_BODIES)
+        headers = [
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKh{n}",
+            f"From: <sip:34020000002000000001@3402000000>;tag=h{n}",
+            f"To: <sip:{rng.choice([HUB_ID, '34020000001320000001', 'x'])}@3402000000>",
+            f"Call-ID: hostile-{rng.randrange(5)}",
+            f"CSeq: {rng.choice(['1', '2', 'x'])} {method}",
+            f"Expires: {rng.choice(['0', '60', 'abc', '99999999999'])}",
+            "Content-Type: Application/MANSCDP+xml",
+        ]
+        rng.shuffle(headers)
+        if rng.random() < 0.2:
+            headers.pop()
+        target = rng.choice(["34020000001320000001", HUB_ID, "", "\u4e2d"])
+        head = f"{method} sip:{target}@127.0.0.1 SIP/2.0\r\n" + "\r\n".join(headers)
+        out.append(head.encode() + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return out
+
+
+async def test_hostile_requests_from_the_platform_address_never_end_it(
+    upper: UpperPlatform,
+) -> None:
+    async with LowerPlatform(platform_config(upper), hooks(channels())) as platform:
+        await wait_until(lambda: platform.registered, what="registration")
+        counters = platform.signalling.counters
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            raw.setblocking(False)
+            answers: list[bytes] = []
+
+            def drain() -> None:
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        answers.append(raw.recv(65536))
+
+            requests = hostile_requests(raw.getsockname()[1], 150)
+            for data in requests:
+                before = counters["received"]
+                raw.sendto(data, ("127.0.0.1", platform.local_port))
+                # One at a time, so the socket's buffer never overflows and drops some.
+                await wait_until(lambda: counters["received"] > before, what="received")  # noqa: B023
+                drain()
+            await wait_until(lambda: not platform._incoming, what="every request handled")
+            drain()
+        handled = counters["request"]
+        assert handled + counters["unparsable"] + counters["retransmission"] == 150
+        assert handled >= 80
+        # Every handled request but an ACK is answered (each has its own branch).
+        acks = sum(1 for d in requests if d.startswith(b"ACK "))
+        branches = {re.search(rb"branch=(z9hG4bKh\d+)", a).group(1) for a in answers}  # type: ignore[union-attr]
+        assert len(branches) >= handled - acks
+        statuses = {int(a[8:11]) for a in answers}
+        assert statuses <= {100, 200, 400, 403, 404, 480, 481, 486, 488, 489, 501}, statuses
+        assert platform._runner is not None and not platform._runner.done()
+        assert all(a.startswith(b"SIP/2.0 ") for a in answers)
+        assert platform.counters["handler_error"] == 0
+        # Still registered and answering.
+        assert platform.registered
+        assert len(await upper.catalog(HUB_ID)) == 4
