@@ -57,6 +57,8 @@ class _Platform(Protocol):
         self, request: SipRequest, addr: Address, status: int, reason: str, body: bytes = b""
     ) -> None: ...
 
+    async def ready(self) -> None: ...
+
     def via(self) -> str: ...
 
     def contact(self, user: str) -> str: ...
@@ -233,6 +235,8 @@ class AlarmSender:
                 continue
             sub.cseq += 1
             subscribe = sub.request
+            with contextlib.suppress(OSError, TimeoutError):
+                await platform.ready()
             contact = subscribe.get("Contact")
             notify = build_request(
                 "NOTIFY",

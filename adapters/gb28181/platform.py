@@ -114,6 +114,11 @@ class LowerPlatform:
     def local_port(self) -> int:
         return self._transport.local[1] if self._transport is not None else 0
 
+    async def ready(self) -> None:
+        """Connect first over TCP: Via and Contact must name the connection's own port."""
+        if self._transport is not None:
+            await self._transport.ready()
+
     def via(self) -> str:
         name = self._transport.name if self._transport is not None else "UDP"
         hostport = format_hostport(self._contact_host, self.local_port)
@@ -264,6 +269,7 @@ class LowerPlatform:
         uri = f"sip:{cfg.server_id}@{format_hostport(*self._server)}"
         authorization: list[tuple[str, str]] = []
         for cseq in (1, 2):
+            await self.ready()
             request = build_request(
                 "REGISTER",
                 uri,
@@ -355,6 +361,7 @@ class LowerPlatform:
     async def send_message(self, body: bytes, *, timeout_s: float | None = None) -> SipResponse:
         """A MANSCDP ``MESSAGE`` to the upper platform (outside any dialog)."""
         cfg = self.config
+        await self.ready()
         request = build_request(
             "MESSAGE",
             self.server_uri,

@@ -45,6 +45,8 @@ class Endpoint(Protocol):
     config: PlatformConfig
     signalling: Signalling
 
+    async def ready(self) -> None: ...
+
     def via(self) -> str: ...
 
     def contact(self, user: str) -> str: ...
@@ -284,6 +286,8 @@ class StreamManager:
         if not session.acked.is_set():
             return
         invite = session.invite
+        with contextlib.suppress(OSError, TimeoutError):
+            await self.endpoint.ready()
         contact = invite.get("Contact")
         target = uri_of(contact) if contact else uri_of(invite.require("From"))
         bye = build_request(

@@ -29,6 +29,9 @@ class SipTransport(Protocol):
     @property
     def local(self) -> Address: ...
 
+    async def ready(self) -> None:
+        """Have the local address final (TCP: connected), so Via and Contact can name it."""
+
     async def send(self, data: bytes, addr: Address) -> None: ...
 
     async def close(self) -> None: ...
@@ -65,6 +68,9 @@ class UdpTransport:
     def local(self) -> Address:
         name = self._transport.get_extra_info("sockname")
         return str(name[0]), int(name[1])
+
+    async def ready(self) -> None:
+        return
 
     async def send(self, data: bytes, addr: Address) -> None:
         self._transport.sendto(data, addr)
@@ -134,6 +140,9 @@ class TcpTransport:
                 self._writer = None
             if self.on_disconnect is not None:
                 self.on_disconnect()
+
+    async def ready(self) -> None:
+        await self._connect()
 
     async def send(self, data: bytes, addr: Address) -> None:
         writer = await self._connect()

@@ -313,6 +313,7 @@ async def test_over_tcp(upper: UpperPlatform, charset: str) -> None:
         assert upper.alarms[0].charset == charset
         await upper.restart()  # closes the connection: the platform reconnects and registers
         await wait_until(lambda: HUB_ID in upper.registrations, within=10, what="re-registration")
+    assert upper.counters["unregistered"] == 1  # over the new connection, on the clean stop
 
 
 HOSTILE_BODIES = [
