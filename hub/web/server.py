@@ -85,6 +85,12 @@ def guarded(c: Compiled) -> Callable[[web.Request], Awaitable[web.StreamResponse
     return handler
 
 
+def client_went_away(request: web.Request) -> bool:
+    """Whether the client's connection is closed (or closing)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 @web.middleware
 async def client_gone(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,6 +100,8 @@ async def client_gone(
     try:
         return await handler(request)
     except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError is one
+        if not client_went_away(request):
+            raise  # not our client: a device or service the handler spoke to reset
         log.debug("web: client went away during %s %s: %s", request.method, request.path, exc)
         # Nothing can reach the client any more; aiohttp drops this answer as a premature
         # disconnection (at debug level) when it finds the transport closed.
@@ -161,10 +169,13 @@ async def api_errors(
             body["message"],
             headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
         ) from None
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         raise
     except Exception as exc:
         from hub.store.writer import StoreUnavailable
+
+        if isinstance(exc, ConnectionResetError) and client_went_away(request):
+            raise  # the client_gone middleware notes it
 
         if isinstance(exc, StoreUnavailable):
             log.error("web: store unavailable for %s %s: %s", request.method, request.path, exc)

@@ -233,3 +233,11 @@ def _nest_in(valid: dict[str, JSON], depth: int) -> bytes:
     if not text.endswith("}") or text == "{}":
         return deep_json(depth)
     return (text[:-1] + ', "zz": ' + "[" * depth + "]" * depth + "}").encode()
+
+
+def percent_encoded(value: str) -> str:
+    """``value`` as a hostile client puts it in a URL path or query: every byte
+    percent-encoded, lone surrogates as their (invalid) UTF-8 bytes."""
+    from urllib.parse import quote
+
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
