@@ -155,9 +155,9 @@ class SimCamera(DeviceServices, EventServices, HttpMedia):
         creds = f"{self.config.username}:{self.config.password}@" if credentials else ""
         return f"rtsp://{creds}{self.config.host}:{self.rtsp.port}/{profile}"
 
-    async def video_ready(self) -> None:
-        """Encode (or load) the loops both streams play now, so a first DESCRIBE is quick."""
-        for profile in ("Profile_1", "Profile_2"):
+    async def video_ready(self, profiles: Iterable[str] = ("Profile_1", "Profile_2")) -> None:
+        """Encode (or load) the loops the streams play now, so a first DESCRIBE is quick."""
+        for profile in profiles:
             key = self.stream_key(profile)
             if key is not None:
                 await asyncio.to_thread(video_loop.get, key)

@@ -244,11 +244,18 @@ def _encode(key: LoopKey) -> list[tuple[list[bytes], bool]]:
     codec.time_base = Fraction(1, key.declared_fps)
     codec.framerate = Fraction(key.declared_fps)
     gop = str(key.gop_frames)
+    # A stuck picture is coded at a constant quantiser: its copies then all take the same
+    # decision (skip every block), where a rate control would spend bits refining them.
+    frozen = "frozen" in key.faults
+    if key.codec == "H265":
+        rate = {"qp": "30"} if frozen else {"crf": "30"}
+    else:
+        rate = {"qp": "28"} if frozen else {"crf": "28"}
     if key.codec == "H265":
         codec.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "crf": "30",
+            **rate,
             # Parameter sets before every IDR, as cameras send them; x265's own log silenced.
             "x265-params": (
                 f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:"
@@ -259,7 +266,7 @@ def _encode(key: LoopKey) -> list[tuple[list[bytes], bool]]:
         codec.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "crf": "28",
+            **rate,
             "g": gop,
             "keyint_min": gop,
             "sc_threshold": "0",
@@ -272,11 +279,35 @@ def _encode(key: LoopKey) -> list[tuple[list[bytes], bool]]:
         for packet in packets:
             units.append((rtp.split_annexb(bytes(packet)), bool(packet.is_keyframe)))
 
+    still: av.VideoFrame | None = None
     for i in range(key.loop_frames):
-        picture = scene.render(i / key.fps)
-        frame = av.VideoFrame.from_ndarray(picture, format="bgr24").reformat(format="yuv420p")
+        if still is not None:
+            frame = still
+        else:
+            picture = scene.render(i / key.fps)
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24").reformat(format="yuv420p")
         frame.pts = i
-        take(codec.encode(frame))
+        packets = codec.encode(frame)
+        take(packets)
+        if i == 0 and frozen:
+            # A stuck picture: after the first key frame the encoder is fed that key frame as
+            # decoded, so every later picture matches its reference exactly and is coded as
+            # skipped blocks; the decoded stream repeats one picture to the last pixel.
+            still = _decoded(key.codec, packets)
     take(codec.encode(None))
     log.debug("encoded %s: %d access units", key, len(units))
     return units
+
+
+def _decoded(codec_name: str, packets: list[Any]) -> Any:
+    import av
+
+    decoder = av.CodecContext.create("hevc" if codec_name == "H265" else "h264", "r")
+    frames = [f for packet in packets for f in decoder.decode(packet)]
+    frames += decoder.decode(None)
+    if len(frames) != 1:
+        raise RuntimeError(f"expected one decoded key frame, got {len(frames)}")
+    frame = frames[0]
+    # Decoded as an I picture: left so, the encoder would make every copy a key frame.
+    frame.pict_type = av.video.frame.PictureType.NONE
+    return frame
