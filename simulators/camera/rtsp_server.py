@@ -47,6 +47,8 @@ class RtspServer:
         self.port = port
         self.session_timeout_s = session_timeout_s
         self.sessions: dict[str, Session] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.requests = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -143,6 +145,12 @@ class RtspServer:
 
     def _forget(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
+        if not self.sessions:
+            self._idle.set()
+
+    async def sessions_gone(self) -> None:
+        """Wait until no session is left (ended by TEARDOWN, time-out or disconnect)."""
+        await self._idle.wait()
 
     # --- connections -----------------------------------------------------------------------
 
@@ -162,7 +170,12 @@ class RtspServer:
                 writer.write(answer)
                 if not keep_open:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, RtspSyntaxError) as exc:
+        except (RtspSyntaxError, asyncio.LimitOverrunError, ValueError) as exc:
+            # Not RTSP, or lines and headers past every limit: say so once and hang up.
+            log.debug("%s: bad RTSP request: %s", self.owner.name, exc)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(response(400, ""))
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.debug("%s: RTSP connection ended: %s", self.owner.name, exc)
         finally:
             self._writers.discard(writer)
@@ -307,6 +320,7 @@ class RtspServer:
             )
         session.on_close = self._forget
         self.sessions[session.id] = session
+        self._idle.clear()
         owned.append(session)
         headers = {"Transport": reply, **self._session_header(session)}
         return response(200, request.cseq, headers)

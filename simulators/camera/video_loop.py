@@ -258,7 +258,7 @@ def _encode(key: LoopKey) -> list[tuple[list[bytes], bool]]:
             **rate,
             # Parameter sets before every IDR, as cameras send them; x265's own log silenced.
             "x265-params": (
-                f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:"
+                f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0:repeat-headers=1:"
                 "log-level=none"
             ),
         }
