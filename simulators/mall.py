@@ -66,6 +66,9 @@ class MallSimulator:
     site: dict[str, Any]
     hub_host: str = "127.0.0.1"
     bind: str = "127.0.0.1"
+    camera_codec: str = "h264"
+    """Main-stream codec of the cameras: h264, h265, or mixed (every second camera H.265,
+    as in a mall with two generations of cameras); sub-streams are H.264."""
     cameras: dict[str, SimCamera] = field(default_factory=dict)
     panels: dict[str, PanelSimulator] = field(default_factory=dict)
     buttons: list[Button] = field(default_factory=list)
@@ -79,11 +82,12 @@ class MallSimulator:
         env: Mapping[str, str] | None = None,
         hub_host: str = "127.0.0.1",
         bind: str = "127.0.0.1",
+        camera_codec: str = "h264",
     ) -> MallSimulator:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a site config")
-        return cls(expand(data, os.environ if env is None else env), hub_host, bind)
+        return cls(expand(data, os.environ if env is None else env), hub_host, bind, camera_codec)
 
     async def __aenter__(self) -> Self:
         try:
@@ -115,13 +119,14 @@ class MallSimulator:
                     presets=presets or {"1": "Home"},
                     relays=tuple(cam.get("relays") or ("RelayOutput_1",)),
                     seed=i,
+                    encoding=self._codec(i),
                 )
             )
             await self._stack.enter_async_context(sim)
             self.cameras[str(cam["id"])] = sim
-        if self.cameras:
-            # All cameras play the same encoded loops: have them ready before the hub asks.
-            await next(iter(self.cameras.values())).video_ready()
+        # Cameras play shared encoded loops: have them ready before the hub asks.
+        for codec in sorted({sim.config.encoding for sim in self.cameras.values()}):
+            await next(s for s in self.cameras.values() if s.config.encoding == codec).video_ready()
         receiver = self.site.get("alarm_receiver") or {}
         port = int(receiver.get("tcp_port", 10001))
         for p in devices.get("alarm_panels") or []:
@@ -149,6 +154,11 @@ class MallSimulator:
                 )
         for b in devices.get("broadcast") or []:
             await self._start_broadcast(b)
+
+    def _codec(self, index: int) -> str:
+        if self.camera_codec == "mixed":
+            return "H265" if index % 2 else "H264"
+        return self.camera_codec.upper()
 
     async def _start_broadcast(self, ctrl: dict[str, Any]) -> None:
         from simulators.broadcast import BroadcastSimulator
@@ -197,11 +207,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--press-every", type=float, default=20.0, help="demo: seconds between presses")
     p.add_argument("--first-press", type=float, default=3.0, help="demo: first press after S")
     p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument(
+        "--camera-codec",
+        choices=("h264", "h265", "mixed"),
+        default="h264",
+        help="cameras' main streams: H.264, H.265, or every second camera H.265",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     try:
-        mall = MallSimulator.from_file(args.config, hub_host=args.hub, bind=args.bind)
+        mall = MallSimulator.from_file(
+            args.config, hub_host=args.hub, bind=args.bind, camera_codec=args.camera_codec
+        )
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"mallsim mall: {exc}", file=sys.stderr)
         return 2
