@@ -178,10 +178,15 @@ class SimCamera(DeviceServices, EventServices, HttpMedia):
             elif "frozen" in picture or "signal_loss" in picture or "black" in picture:
                 # A still picture: one GOP replayed decodes to the very same pictures.
                 loop_frames = gop
+            if "encoder_mismatch" in self.faults:
+                # Reconfigured behind ONVIF's back: the other codec, at two thirds the size.
+                codec = "H265" if codec == "H264" else "H264"
+                width, height = width * 2 // 3 // 2 * 2, height * 2 // 3 // 2 * 2
             return LoopKey(codec, width, height, sent, fps, gop, loop_frames, picture)
         return None
 
     def declared(self, profile: str) -> tuple[str, int, int, int]:
+        """What ONVIF says of ``profile``: codec, width, height, frame rate."""
         for token, _, width, height, fps, codec in self._encoders():
             if token == profile:
                 return codec, width, height, fps

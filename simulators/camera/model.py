@@ -57,6 +57,7 @@ STREAM_FAULTS: tuple[str, ...] = (
     "rtsp_unauthorized",  # RTSP answers 401 to every request (ONVIF still accepts the login)
     "rtsp_refused",  # the RTSP port is closed: connections are refused
     "rtsp_unavailable",  # DESCRIBE, SETUP and PLAY are answered 503 Service Unavailable
+    "encoder_mismatch",  # streams in the other codec at 2/3 the size ONVIF reports
 )
 """Faults of the RTSP streams only (the picture faults in ``VIDEO_FAULTS`` show on them too)."""
 ALL_FAULTS: tuple[str, ...] = DEVICE_FAULTS + QUIRKS + VIDEO_FAULTS + STREAM_FAULTS + HOSTILE_FAULTS

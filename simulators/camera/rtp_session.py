@@ -47,7 +47,7 @@ class StreamOwner(Protocol):
         """The loop to play on ``profile`` with the current faults; None: no such stream."""
 
     def declared(self, profile: str) -> tuple[str, int, int, int]:
-        """What the camera claims for ``profile``: codec, width, height, frame rate."""
+        """What the camera's configuration says of ``profile``: codec, size, frame rate."""
 
     def play_options(self) -> PlayOptions:
         """Where a new session starts in its loop and when it stalls."""

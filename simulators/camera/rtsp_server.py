@@ -275,7 +275,10 @@ class RtspServer:
         if key is None:
             return response(404, request.cseq)
         video = await asyncio.to_thread(video_loop.get, key)
-        codec, width, height, fps = self.owner.declared(profile)
+        # The media lines describe what is really sent (a player needs the true codec);
+        # only the frame rate is the configured one, as cameras announce it.
+        codec, width, height = video.key.codec, video.key.width, video.key.height
+        fps = self.owner.declared(profile)[3]
         host = urlsplit(request.uri).hostname or self.host
         body = sdp(
             session_id=secrets.randbits(31),

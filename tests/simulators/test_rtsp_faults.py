@@ -269,3 +269,28 @@ async def test_rtsp_unauthorized_and_unavailable_and_refused(password: str) -> N
         await cam.rtsp.settled()
         back = await asyncio.to_thread(capture, url, 0.5, decode=False)
         assert not back.error and back.pts_s  # the same port serves again
+
+
+async def test_encoder_mismatch_streams_what_onvif_does_not_say(password: str) -> None:
+    async with CameraFarm.uniform(
+        1, username=USER, password=password, faults=["encoder_mismatch"]
+    ) as farm:
+        cam = farm[0]
+        await cam.video_ready([SUB])
+        onvif = OnvifCamera("cam", "127.0.0.1", cam.port, USER, password)
+        async with onvif:
+            profiles = await onvif.get_profiles()
+        url = cam.rtsp_url(SUB, credentials=True)
+        seen = await asyncio.to_thread(capture, url, 0.5)
+        container = await asyncio.to_thread(
+            av.open, url, options={"rtsp_transport": "tcp"}, timeout=10
+        )
+        try:
+            codec = container.streams.video[0].codec_context.name
+        finally:
+            container.close()
+    claimed = next(p for p in profiles if p.token == SUB).encoder
+    assert claimed is not None
+    assert (claimed.encoding, claimed.width, claimed.height) == ("H264", 640, 360)
+    assert codec == "hevc"
+    assert seen.luma[0].shape == (240, 426)
