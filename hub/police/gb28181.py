@@ -168,16 +168,15 @@ class GbUplink:
             raise
         return self
 
+    def on_stored(self, event: StoredEvent) -> None:
+        """Take a newly committed event (a hook the store calls; it never blocks)."""
+        if not event.duplicate and self.forward(event.event_id, event.category, event.message):
+            self.forwarded += 1
+
     async def _follow(self, subscription: Subscription) -> None:
         async for message in subscription:
-            body = message.body
-            if (
-                message.topic == "event"
-                and isinstance(body, StoredEvent)
-                and not body.duplicate
-                and self.forward(body.event_id, body.category, body.message)
-            ):
-                self.forwarded += 1
+            if message.topic == "event" and isinstance(message.body, StoredEvent):
+                self.on_stored(message.body)
 
     async def __aexit__(
         self,
