@@ -140,6 +140,8 @@ class GbUplink:
         self._stack = AsyncExitStack()
         self._follower: asyncio.Task[None] | None = None
         self.forwarded = 0
+        self.handed_at: dict[str, float] = {}
+        """Event id → loop time the committed alarm reached the uplink (the latest 1000)."""
         self.platform = LowerPlatform(
             platform_config(config, gb),
             PlatformHooks(
@@ -294,6 +296,9 @@ class GbUplink:
         """Send a stored event upward if it is an alarm the police get over MQTT."""
         if category != "alarm" or message.get("test"):
             return False
+        self.handed_at[event_id] = asyncio.get_running_loop().time()
+        while len(self.handed_at) > 1000:
+            del self.handed_at[next(iter(self.handed_at))]
         notice = self.notice_for(event_id, message)
         sent = self._sent.setdefault(notice.channel_id, [])
         sent.append(event_id)
