@@ -252,7 +252,7 @@ def harden(schema: dict[str, Any], config: Any = None) -> dict[str, Any]:
 
 def json_problems(data: Any) -> list[str]:
     """What in a parsed JSON body the API never takes: nesting deeper than MAX_DEPTH,
-    strings (values or keys) with control characters or lone surrogates. Iterative, so a
+    strings (values or keys) with NUL or a lone surrogate. Iterative, so a
     hostile body cannot exhaust the stack here either."""
     problems: list[str] = []
     stack: list[tuple[Any, str, int]] = [(data, "body", 0)]
