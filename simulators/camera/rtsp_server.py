@@ -54,6 +54,7 @@ class RtspServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._listener_change: asyncio.Task[None] | None = None
+        self._switches: set[asyncio.Task[None]] = set()
 
     @property
     def listening(self) -> bool:
@@ -109,6 +110,8 @@ class RtspServer:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        for task in list(self._switches):
+            task.cancel()
         for session in list(self.sessions.values()):
             session.close()
         for writer in list(self._writers):
@@ -125,7 +128,10 @@ class RtspServer:
             if video is not None:
                 session.switch(video)
             else:
-                asyncio.get_running_loop().create_task(self._switch_later(session, key))
+                # Held until done (the loop keeps only weak references to tasks).
+                task = asyncio.get_running_loop().create_task(self._switch_later(session, key))
+                self._switches.add(task)
+                task.add_done_callback(self._switches.discard)
 
     async def _switch_later(self, session: Session, key: LoopKey) -> None:
         video = await asyncio.to_thread(video_loop.get, key)

@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +49,16 @@ class Capture:
         )
 
 
-def capture(url: str, seconds: float, *, decode: bool = True, timeout_s: float = 10) -> Capture:
-    """Read ``seconds`` (wall clock, after opening) of ``url`` with PyAV over TCP."""
+def capture(
+    url: str,
+    seconds: float,
+    *,
+    decode: bool = True,
+    timeout_s: float = 10,
+    after_frames: tuple[int, Callable[[], object]] | None = None,
+) -> Capture:
+    """Read ``seconds`` (wall clock, after opening) of ``url`` with PyAV over TCP; call
+    ``after_frames[1]`` once ``after_frames[0]`` pictures have been decoded."""
     out = Capture()
     try:
         container = av.open(url, options={"rtsp_transport": "tcp"}, timeout=timeout_s)
@@ -72,6 +80,8 @@ def capture(url: str, seconds: float, *, decode: bool = True, timeout_s: float =
             if decode:
                 for frame in packet.decode():
                     out.luma.append(frame.to_ndarray(format="gray").astype(np.float32))
+                    if after_frames is not None and len(out.luma) == after_frames[0]:
+                        after_frames[1]()
             if now - start >= seconds:
                 break
     except av.FFmpegError as exc:
@@ -176,9 +186,9 @@ async def test_frozen(pair: tuple[SimCamera, SimCamera]) -> None:
     good, bad = await both(healthy, faulty, 2.5)  # across a loop seam (GOP 2 s)
     assert max(frame_diffs(bad.luma)) == 0  # the very same picture, pixel for pixel
     assert min(frame_diffs(good.luma)) > 0
-    # ... while the stream keeps running at its rate.
-    tail = bad.after(1.0)
-    assert abs(len(tail.pts_s) / (tail.arrivals[-1] - tail.arrivals[0]) - 25) < 4
+    # ... while the stream keeps running at its rate, through the seam.
+    assert {round(b - a, 3) for a, b in itertools.pairwise(bad.pts_s)} == {0.04}
+    assert bad.pts_s[-1] - bad.pts_s[0] >= 2.0
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -198,12 +208,16 @@ async def test_low_fps_sends_10_while_25_is_declared(password: str, codec: str) 
     assert good.declared_fps == bad.declared_fps == 25  # SDP a=framerate
     sub = next(p for p in profiles if p.token == SUB).encoder
     assert sub is not None and sub.fps_limit == 25 and sub.encoding == codec  # ONVIF says 25
+    arrival = {}
     for cap, rate in ((good, 25), (bad, 10)):
         steps = {round(b - a, 3) for a, b in itertools.pairwise(cap.pts_s)}
         assert steps == {round(1 / rate, 3)}  # by the stream's timestamps
         tail = cap.after(1.0)  # and by arrival, past the opening burst
-        measured = (len(tail.pts_s) - 1) / (tail.arrivals[-1] - tail.arrivals[0])
-        assert abs(measured - rate) < rate * 0.2, measured
+        arrival[rate] = (len(tail.pts_s) - 1) / (tail.arrivals[-1] - tail.arrivals[0])
+    # Paced, not bursted: 2.5 times as many pictures arrive a second from the healthy
+    # camera (compared with each other, so a loaded machine slowing both cannot fail it).
+    assert 1.8 <= arrival[25] / arrival[10] <= 3.2, arrival
+    assert arrival[10] <= 12, arrival
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -294,3 +308,25 @@ async def test_encoder_mismatch_streams_what_onvif_does_not_say(password: str) -
     assert (claimed.encoding, claimed.width, claimed.height) == ("H264", 640, 360)
     assert codec == "hevc"
     assert seen.luma[0].shape == (240, 426)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+async def test_a_fault_switched_on_shows_on_a_running_session(password: str, codec: str) -> None:
+    async with CameraFarm.uniform(1, username=USER, password=password, sub_encoding=codec) as farm:
+        cam = farm[0]
+        cam.set_faults(["black"])
+        await cam.video_ready([SUB])
+        cam.set_faults(clear=["black"])
+        await cam.video_ready([SUB])
+        url = cam.rtsp_url(SUB, credentials=True)
+        loop = asyncio.get_running_loop()
+
+        def switch() -> None:
+            loop.call_soon_threadsafe(cam.set_faults, ["black"])
+
+        seen = await asyncio.to_thread(capture, url, 3.0, after_frames=(20, switch))
+    assert not seen.error
+    levels = [float(f.mean()) for f in seen.luma]
+    assert levels[0] > 80 and levels[-1] < 20  # the same session, from a key frame on
+    turned = next(i for i, v in enumerate(levels) if v < 20)
+    assert turned >= 20 and all(v > 80 for v in levels[:turned])
