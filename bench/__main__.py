@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-NAMES = ("latency", "throughput", "health", "video", "simcams", "soak")
+NAMES = ("latency", "throughput", "health", "video", "simcams", "soak", "city")
 
 
 class BenchModule(Protocol):

@@ -50,6 +50,7 @@ class ConsumerStats:
     receipts_sent: int = 0
     retried: int = 0
     batches: int = 0
+    failed_batches: int = 0
 
 
 async def ensure_stream(js: JetStreamContext, config: PatrolConfig) -> None:
@@ -77,7 +78,8 @@ def consumer_config(config: PatrolConfig) -> ConsumerConfig:
         durable_name=config.nats.durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=30,
+        # A batch not acknowledged within this is delivered again (harmless: deduplicated).
+        ack_wait=10,
         max_ack_pending=50_000,
         filter_subject=SUBJECTS,
     )
@@ -154,7 +156,18 @@ class Worker:
                 log.info("%s: fetch failed (%s); retrying", self.name, exc)
                 await asyncio.sleep(0.2)
                 continue
-            await self.handle(msgs)
+            try:
+                await self.handle(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store failed (deadlock, restart): try again soon
+                self.stats.failed_batches += 1
+                log.warning(
+                    "%s: batch of %d not stored (%s); redelivering", self.name, len(msgs), exc
+                )
+                for m in msgs:
+                    with contextlib.suppress(Exception):
+                        await m.nak(delay=RETRY_DELAY_S)
 
     async def handle(self, msgs: list[Msg]) -> None:
         items: list[Incoming] = []

@@ -26,6 +26,8 @@ from patrol.models import CommandRow, DeviceRow, EventRow, MallRow
 
 log = logging.getLogger(__name__)
 
+INSERT_CHUNK = 200
+"""Events per INSERT statement (SQLite allows 32766 bound values; an event has 20)."""
 KINDS = ("status", "event", "update", "availability", "compliance", "response")
 
 
@@ -230,18 +232,17 @@ class PatrolStore:
                 rows[row["event_id"]] = row
         if not rows:
             return
-        stmt = (
-            _insert(conn, EventRow)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(EventRow.event_id)
-        )
         inserted: set[str] = set()
-        for row in rows.values():
-            # executemany with RETURNING is not portable across both drivers: row by row,
-            # inside the batch's one transaction.
-            got = (await conn.execute(stmt, row)).scalar_one_or_none()
-            if got is not None:
-                inserted.add(got)
+        values = list(rows.values())
+        for i in range(0, len(values), INSERT_CHUNK):
+            # One multi-row INSERT per chunk: RETURNING names the rows that were new.
+            stmt = (
+                _insert(conn, EventRow)
+                .values(values[i : i + INSERT_CHUNK])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(EventRow.event_id)
+            )
+            inserted.update((await conn.execute(stmt)).scalars())
         for event_id in rows.keys() - inserted:
             repeats[event_id] = repeats.get(event_id, 0) + 1
         if repeats:
@@ -258,7 +259,7 @@ class PatrolStore:
             out.new_events.append(EventRow(**row))
             seqs[row["site_id"]] = max(seqs.get(row["site_id"], 0), row["seq"])
             out.malls_changed.add(row["site_id"])
-        for site, seq in seqs.items():
+        for site, seq in sorted(seqs.items()):  # one lock order for every worker
             await conn.execute(
                 update(MallRow)
                 .where(MallRow.site_id == site, MallRow.last_seq < seq)
