@@ -61,6 +61,16 @@ class Row:
     resolution: list[int] | None = None
     fps_limit: float | None = None
     fps_measured: float | None = None
+    encoding: str | None = None
+    """The codec ONVIF's encoder configuration claims."""
+    stream: dict[str, Any] | None = None
+    """The main stream as measured: codec, width, height, fps by timestamps and arrival."""
+    video_source: str | None = None
+    """Where the picture was judged from: rtsp_sub, rtsp_main, http or snapshot."""
+    video_error: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     """Failing checks: {check, message_zh, message_en, fix, warning}."""
     reason: str = ""
@@ -124,6 +134,13 @@ def _row(
     row.resolution = d.get("resolution")
     row.fps_limit = d.get("fps_limit")
     row.fps_measured = d.get("fps_measured")
+    row.encoding = d.get("encoding")
+    row.stream = d.get("stream")
+    row.video_source = d.get("video_source")
+    row.video_error = d.get("video_error") or d.get("stream_error")
+    row.manufacturer = d.get("manufacturer")
+    row.model = d.get("model")
+    row.firmware = d.get("firmware")
     row.findings = [p.as_dict() for p in result.problems]
     row.reason = result.reason
     row.fix = result.fix
@@ -215,6 +232,7 @@ async def _check_camera(
                 probe.stream_uri,
                 probe.snapshot_uri,
                 within=3 * h.probe_timeout_s,
+                profiles=probe.profiles,
             )
         return camera_result(probe, cfg, config.compliance, at, outcome)
     finally:
@@ -395,6 +413,38 @@ def _cells(r: Row) -> list[str]:
     return [r.device_id, r.type, r.role or "-", state, latency, clock, video, findings]
 
 
+def camera_lines(r: Row) -> list[str]:
+    """What a technician commissioning a camera wants under its row: what it is, and its
+    video as configured and as measured from the stream, and where the picture came from."""
+    if r.type != "camera" or r.state == "offline":
+        return []
+    out = []
+    ident = " ".join(x for x in (r.manufacturer, r.model) if x)
+    if ident or r.firmware:
+        out.append(f"device / 设备: {ident or '?'}, firmware / 固件 {r.firmware or '?'}")
+    configured = "-"
+    if r.resolution:
+        configured = f"{r.encoding or '?'} {r.resolution[0]}x{r.resolution[1]}"
+        if r.fps_limit is not None:
+            configured += f" @ {r.fps_limit:g} fps"
+    measured = "-"
+    s = r.stream
+    if s:
+        measured = f"{s.get('codec') or '?'} {s.get('width')}x{s.get('height')}"
+        if r.fps_measured is not None:
+            measured += f" @ {r.fps_measured:.1f} fps"
+            ts, arrival = s.get("fps_timestamps"), s.get("fps_arrival")
+            if ts is not None and arrival is not None:
+                measured += f" (timestamps {ts:g}, arrivals {arrival:g})"
+        measured += f" over {s.get('transport')}"
+    elif r.video_error:
+        measured = f"not measured: {r.video_error}"
+    out.append(f"video / 视频: configured / 配置 {configured}; measured / 实测 {measured}")
+    if r.video_source:
+        out.append(f"picture judged from / 画面来源: {r.video_source}")
+    return out
+
+
 def render_table(report: Report, out: TextIO) -> None:
     """The report as a text table grouped by floor and zone, each problem with its fix."""
     rows = report.rows
@@ -416,6 +466,8 @@ def render_table(report: Report, out: TextIO) -> None:
             print(f"\n[{r.floor} / {r.zone}]", file=out)
             print(fmt(list(COLUMNS)), file=out)
         print(fmt(line), file=out)
+        for extra in camera_lines(r):
+            print(f"    {extra}", file=out)
         if r.state in FAILING or r.findings:
             for f in r.findings:
                 mark = "warning" if f.get("warning") else "problem"

@@ -15,7 +15,7 @@ from adapters.onvif.driver import CameraProbe, OnvifCamera
 from hub.config import AlarmPanel, BroadcastController, Camera, Compliance
 from hub.health.results import ProbeResult, Problem, summarise
 from hub.health.state import Level
-from hub.health.video import VideoOutcome, video_problems
+from hub.health.video import VideoOutcome, unavailable_problem, video_problems
 
 KEY_ROLES: Final = frozenset({"gate", "entrance", "finance_room"})
 """Roles whose cameras must identify faces: the higher minimum resolution applies."""
@@ -160,24 +160,7 @@ def camera_result(
             detail[key] = value
     problems = camera_problems(p, cfg, th)
     if video is not None:
-        detail["findings"] = video.findings
-        if video.fps_measured is not None:
-            detail["fps_measured"] = round(video.fps_measured, 2)
-        if video.source:
-            detail["video_source"] = video.source
-        problems = video_problems(video.findings) + problems
-        limit = th.min_fps * 0.9
-        measured = video.fps_measured
-        if measured is not None and video.source != "snapshot" and measured < limit:
-            problems.append(
-                Problem(
-                    "fps_measured",
-                    f"实测帧率 {measured:.1f} 低于 {limit:g}",
-                    f"measured frame rate {measured:.1f} below {limit:g}",
-                    "Check the network bandwidth and the camera's load.",
-                    warning=True,
-                )
-            )
+        problems = _video_facts(video, detail, th) + problems
     reason, fix = summarise(problems)
     level: Level = "degraded" if any(not x.warning for x in problems) else "ok"
     return ProbeResult(
@@ -191,6 +174,38 @@ def camera_result(
         detail=detail,
         problems=problems,
     )
+
+
+def _video_facts(video: VideoOutcome, detail: dict[str, Any], th: Compliance) -> list[Problem]:
+    """Store what the video check found in ``detail``; return its problems."""
+    detail["findings"] = video.findings
+    if video.fps_measured is not None:
+        detail["fps_measured"] = round(video.fps_measured, 2)
+    if video.source:
+        detail["video_source"] = video.source
+    if video.stream:
+        detail["stream"] = video.stream
+    if video.error is not None:
+        detail["video_error"] = video.error
+    if video.stream_error is not None:
+        detail["stream_error"] = video.stream_error
+    problems = video_problems(video.findings)
+    unavailable = unavailable_problem(video)
+    if unavailable is not None:
+        problems.append(unavailable)
+    limit = th.min_fps * 0.9
+    measured = video.fps_measured
+    if measured is not None and measured < limit:
+        problems.append(
+            Problem(
+                "fps_measured",
+                f"实测帧率 {measured:.1f} 低于 {limit:g}",
+                f"measured frame rate {measured:.1f} below {limit:g}",
+                "Check the encoder's frame rate, the camera's load and the network bandwidth.",
+                "fault.video_quality",
+            )
+        )
+    return problems
 
 
 def _answer_problem(p: CameraProbe, cfg: Camera, at: datetime) -> ProbeResult:

@@ -104,7 +104,7 @@ class HealthService:
         )
         # Video checks block in stream reads and OpenCV: one thread per check in flight.
         self._video_threads = ThreadPoolExecutor(
-            self.health.video_concurrency, thread_name_prefix="video-check"
+            2 * self.health.video_concurrency, thread_name_prefix="video-check"
         )
         self._maintenance_mark: datetime | None = None
         self.state_changed = asyncio.Condition()
@@ -332,6 +332,7 @@ class HealthService:
             probe.snapshot_uri,
             within=3 * self.health.probe_timeout_s,
             executor=self._video_threads,
+            profiles=probe.profiles,
         )
         if outcome.learned is not None:
             data = await asyncio.to_thread(outcome.learned.to_bytes)

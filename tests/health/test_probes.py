@@ -79,7 +79,8 @@ def test_clock_resolution_and_frame_rate_problems_degrade() -> None:
     assert [x.check for x in r2.problems] == ["clock", "fps_limit"]
 
 
-def test_video_findings_come_first_and_low_measured_fps_only_warns() -> None:
+def test_video_findings_come_first_and_a_low_measured_fps_is_a_fault() -> None:
+    """A stream delivering 10 fps on a camera set to 25 is a fault, not a warning."""
     findings = [
         {
             "check": "covered",
@@ -101,15 +102,16 @@ def test_video_findings_come_first_and_low_measured_fps_only_warns() -> None:
             "masked_by": "covered",
         },
     ]
-    video = VideoOutcome(findings, fps_measured=10.0, frames=8, source="rtsp")
+    video = VideoOutcome(findings, fps_measured=10.0, frames=8, source="rtsp_sub")
     r = camera_result(probe(), cam(), TH, AT, video)
     assert r.level == "degraded"
     assert r.fault_kind == "fault.video_quality"
     assert [(x.check, x.warning) for x in r.problems] == [
         ("video.covered", False),
-        ("fps_measured", True),
+        ("fps_measured", False),
     ]
     assert r.detail["findings"] == findings and r.detail["fps_measured"] == 10.0
+    assert r.detail["video_source"] == "rtsp_sub"
 
 
 def frames(fault: str | None) -> list[np.ndarray]:
