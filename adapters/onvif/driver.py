@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -51,8 +52,13 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 DEFAULT_CONNECT_TIMEOUT_S: Final = 30.0
 CLOCK_TOLERANCE_S: Final = 2.0
 """Above this offset the driver signs requests with the camera's time instead of its own."""
+LOGIN_CLOCK_TOLERANCE_S: Final = 60.0
+"""A refused login from a camera whose clock is further off than this is blamed on the clock
+(cameras accept WS-Security timestamps within a few seconds to five minutes)."""
 
 NS_DEVICEIO: Final = "http://www.onvif.org/ver10/deviceIO/wsdl"
+NS_EVENTS: Final = "http://www.onvif.org/ver10/events/wsdl"
+NS_PTZ: Final = "http://www.onvif.org/ver20/ptz/wsdl"
 NS_PULLPOINT: Final = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
 PULLPOINT_PORT: Final = "PullPointSubscription"
 
@@ -152,7 +158,8 @@ class CameraProbe:
     snapshot_uri: str | None = None
     error: str | None = None
     error_type: str | None = None
-    """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ..."""
+    """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ...; or
+    ``ClockRefused``: a refused login from a camera whose clock is far off."""
     violation: Violation | None = None
     """For a ``ProtocolViolation``: what was wrong with the camera's answer."""
 
@@ -190,6 +197,17 @@ def strip_uri_credentials(uri: str | None) -> str | None:
         if len(kept) != len(pairs):
             query = urlencode(kept)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def refusal_clock_offset(date_header: str | None) -> float | None:
+    """Camera clock minus hub clock (seconds) from the HTTP ``Date`` of a refusal, if any."""
+    if not date_header:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (_as_utc(when) - datetime.now(UTC)).total_seconds()
 
 
 def _local(qname: Any) -> str:
@@ -409,6 +427,10 @@ class OnvifCamera:
                 await client.close()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.debug("%s: error while closing sessions: %s", self.device_id, exc)
+
+    def has_service(self, namespace: str) -> bool:
+        """Whether the camera listed the service (``NS_EVENTS``, ``NS_PTZ``, ...) when connected."""
+        return namespace in self._require().xaddrs
 
     # --- generic call --------------------------------------------------------------------
 
@@ -671,6 +693,18 @@ class OnvifCamera:
                 snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
         except AdapterError as exc:
             message, violation = exc.message, None
+            error_type = type(exc).__name__
+            if isinstance(exc, AuthFailed):
+                skew = refusal_clock_offset(answers.refusal_date)
+                if skew is not None and abs(skew) > LOGIN_CLOCK_TOLERANCE_S:
+                    # WS-Security logins carry a timestamp: a camera whose clock is this far
+                    # off refuses the right password. Its refusal tells its clock.
+                    self.clock_offset_s = skew
+                    error_type = "ClockRefused"
+                    message = (
+                        f"{message}; the camera's clock is off by {skew:+.0f} s "
+                        "(HTTP Date of its refusal), so it refuses time-stamped logins"
+                    )
             if isinstance(exc, ProtocolViolation):
                 violation = exc.violation
                 if violation == "invalid" and answers.not_xml is not None:
@@ -684,7 +718,7 @@ class OnvifCamera:
                 latency_s=self.latency_s,
                 clock_offset_s=self.clock_offset_s,
                 error=message,
-                error_type=type(exc).__name__,
+                error_type=error_type,
                 violation=violation,
             )
         return CameraProbe(

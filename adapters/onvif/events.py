@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from adapters.device_event import DeviceEvent, IngestFn, SourceValue
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, NotSupported
 from adapters.onvif.driver import PULLPOINT_PORT, OnvifCamera
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,8 @@ class SubscriptionHealth(enum.StrEnum):
     RETRYING = "retrying"
     """Creating a new subscription after a loss."""
     STOPPED = "stopped"
+    UNSUPPORTED = "unsupported"
+    """The camera has no Events service (or no PullPoint): a finding once, never retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +351,17 @@ class PullPointSubscriber:
                 backoff = self.backoff_initial_s
                 await self._pull_loop()
             except AdapterError as exc:
+                if isinstance(exc, NotSupported) and not self._created:
+                    # A service the camera never had does not come back by retrying: say so
+                    # once and stop, rather than a subscription "lost" every two minutes.
+                    # (One that worked before and then fails is a loss, retried below.)
+                    log.warning("%s: no event subscription: %s", self.device_id, exc.message)
+                    self._set_status(
+                        SubscriptionHealth.UNSUPPORTED,
+                        last_error=exc.message,
+                        last_error_type=type(exc).__name__,
+                    )
+                    return
                 await self._lost(exc)
                 delay = random.uniform(0.5, 1.0) * backoff
                 backoff = min(backoff * 2, self.backoff_max_s)

@@ -1,8 +1,8 @@
 """Grab frames from a camera: a JPEG snapshot over HTTP, or a burst from a video stream.
 
 Snapshots use aiohttp with Basic or Digest authentication, whichever the camera asks
-for. Streams (HTTP MJPEG, RTSP) are read with OpenCV's FFmpeg backend in a worker thread,
-because ``VideoCapture.read`` blocks. Library errors become :mod:`adapters.errors`.
+for. Streams (HTTP MJPEG, RTSP) are read with PyAV by :mod:`adapters.onvif.stream`, in a
+worker thread. Library errors become :mod:`adapters.errors`.
 
 Callers that only judge a picture at a small size pass ``max_width``: each frame is then
 shrunk in the worker thread as soon as it is decoded, so a burst holds a few small frames
@@ -13,13 +13,10 @@ how many threads decode at once; without one, the event loop's default executor 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import threading
-import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import cv2
@@ -27,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adapters.errors import AuthFailed, DeviceUnreachable, ProtocolViolation
+from adapters.onvif.stream import sample_stream
 
 logger = logging.getLogger(__name__)
 
@@ -196,64 +194,9 @@ class GrabResult:
 
     frames: list[Frame]
     timestamps: list[float]
-    fps: float | None  # measured from arrival times; None with fewer than two frames
+    fps: float | None  # measured by adapters.onvif.stream; None when too few frames
     width: int  # of the stream, before any shrinking
     height: int
-
-
-def _with_credentials(url: str, username: str | None, password: str | None) -> str:
-    if username is None:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    userinfo = quote(username, safe="")
-    if password is not None:
-        userinfo += ":" + quote(password, safe="")
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
-
-
-class _StreamOpenFailed(Exception):
-    pass
-
-
-def _read_stream(
-    url: str,
-    n_frames: int,
-    duration: float,
-    open_timeout: float,
-    read_timeout: float,
-    stop: threading.Event,
-    max_width: int | None,
-) -> tuple[list[Frame], list[float], tuple[int, int]]:
-    params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-        int(open_timeout * 1000),
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        int(read_timeout * 1000),
-    ]
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-    try:
-        if not cap.isOpened():
-            raise _StreamOpenFailed
-        frames: list[Frame] = []
-        times: list[float] = []
-        size = (0, 0)
-        deadline = time.monotonic() + duration
-        while len(frames) < n_frames and not stop.is_set():
-            ok, img = cap.read()
-            now = time.monotonic()
-            if not ok or img is None:
-                break
-            size = (int(img.shape[1]), int(img.shape[0]))
-            frames.append(shrink_to_width(np.asarray(img, np.uint8), max_width))
-            times.append(now)
-            if now >= deadline:
-                break
-        return frames, times, size
-    finally:
-        cap.release()
 
 
 async def grab_stream_frames(
@@ -269,54 +212,38 @@ async def grab_stream_frames(
     max_width: int | None = None,
     executor: Executor | None = None,
 ) -> GrabResult:
-    """Read up to ``n_frames`` frames, for at most about ``duration`` seconds, from a stream.
+    """Read up to ``n_frames`` consecutive frames, for at most about ``duration`` seconds.
 
-    ``url`` is anything OpenCV's FFmpeg backend opens (``rtsp://``, HTTP MJPEG). Credentials,
-    if given, are put into the URL, which is how FFmpeg takes them. Frames wider than
-    ``max_width`` are shrunk as they are read (``width``/``height`` stay the stream's). Raises
-    ``DeviceUnreachable`` when the stream cannot be opened or yields no frame, and when the
-    whole grab overruns its time budget.
+    ``url`` is anything FFmpeg opens (``rtsp://``, HTTP MJPEG); read with PyAV by
+    :func:`adapters.onvif.stream.sample_stream`, every frame decoded. Frames wider than
+    ``max_width`` are shrunk as they are decoded (``width``/``height`` stay the stream's).
+    Raises ``DeviceUnreachable`` when the stream cannot be opened or yields no frame,
+    ``AuthFailed`` when it refuses the credentials.
     """
     if n_frames < 1:
         raise ValueError("n_frames must be at least 1")
-    where = _safe_url(url)
-    full_url = _with_credentials(url, username, password)
-    stop = threading.Event()
-    budget = open_timeout + duration + 2 * read_timeout
-    try:
-        async with asyncio.timeout(budget):
-            # The thread cannot be interrupted mid-read; on timeout or cancellation it is
-            # told to stop and ends within one read timeout.
-            read = functools.partial(
-                _read_stream,
-                full_url,
-                n_frames,
-                duration,
-                open_timeout,
-                read_timeout,
-                stop,
-                max_width,
-            )
-            frames, times, (w, h) = await asyncio.get_running_loop().run_in_executor(executor, read)
-    except _StreamOpenFailed as exc:
-        raise DeviceUnreachable(device_id, f"stream {where}: cannot open") from exc
-    except TimeoutError as exc:
-        raise DeviceUnreachable(device_id, f"stream {where}: no frames in {budget:g} s") from exc
-    except cv2.error as exc:
-        raise ProtocolViolation(device_id, f"stream {where}: decoder error") from exc
-    finally:
-        stop.set()
-    if not frames:
-        raise DeviceUnreachable(device_id, f"stream {where}: opened but no frame read")
-    logger.debug("%s: stream %s gave %d frames", device_id, where, len(frames))
-    return GrabResult(frames=frames, timestamps=times, fps=_measured_fps(times), width=w, height=h)
-
-
-def _measured_fps(times: list[float]) -> float | None:
-    # FFmpeg reads ahead while probing the stream, so the second frame arrives early;
-    # with enough frames the rate is measured from the second one on.
-    if len(times) >= 3:
-        times = times[1:]
-    if len(times) < 2 or times[-1] <= times[0]:
-        return None
-    return (len(times) - 1) / (times[-1] - times[0])
+    sample = await sample_stream(
+        url,
+        device_id=device_id,
+        username=username,
+        password=password,
+        window_s=duration,
+        decode="all",
+        max_frames=n_frames,
+        max_width=max_width,
+        open_timeout=open_timeout,
+        read_timeout=read_timeout,
+        executor=executor,
+    )
+    if not sample.frames:
+        why = f" ({sample.stalled})" if sample.stalled else ""
+        raise DeviceUnreachable(device_id, f"stream {sample.url}: opened but no frame read{why}")
+    w = sample.width or sample.frames[0].shape[1]
+    h = sample.height or sample.frames[0].shape[0]
+    return GrabResult(
+        frames=sample.frames,
+        timestamps=sample.arrivals,
+        fps=sample.fps,
+        width=w,
+        height=h,
+    )

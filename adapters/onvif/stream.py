@@ -119,6 +119,8 @@ class StreamSample:
     frames: list[Frame] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
     """Stream time (seconds) of each decoded frame, for the frozen check's spacing."""
+    arrivals: list[float] = field(default_factory=list)
+    """Arrival time (monotonic seconds) of each decoded frame."""
     key_frames: int = 0
     packets: int = 0
     open_s: float = 0.0
@@ -188,6 +190,11 @@ def measure_rate(
         fps = by_arrival
     assert fps is not None
     return FrameRate(fps, by_stamps, by_arrival, len(window), span_a)
+
+
+def _measurable(stamps: list[tuple[float, float | None]], opened_at: float) -> bool:
+    after = sum(1 for a, _ in stamps if a >= opened_at + SETTLE_S)
+    return after >= MIN_WINDOW_PACKETS
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -328,6 +335,7 @@ def _read(
     stamps: list[tuple[float, float | None]] = []
     frames: list[Frame] = []
     frame_times: list[float] = []
+    arrivals: list[float] = []
     keys = packets = 0
     stalled: str | None = None
     window_end = opened + SETTLE_S + window_s
@@ -351,7 +359,10 @@ def _read(
                         continue
                     frames.append(_picture(frame, max_width))
                     frame_times.append(t)
+                    arrivals.append(now)
             if stop.is_set() or now >= hard_end:
+                break
+            if decode == "all" and len(frames) >= max_frames and _measurable(stamps, opened):
                 break
             if now >= window_end and (decode != "key" or len(frames) >= max_frames):
                 break
@@ -391,6 +402,7 @@ def _read(
         rate=measure_rate(stamps, opened),
         frames=frames,
         frame_times=frame_times,
+        arrivals=arrivals,
         key_frames=keys,
         packets=packets,
         open_s=opened - started,

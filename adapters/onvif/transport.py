@@ -58,6 +58,10 @@ class AnswerNotes:
 
     not_xml: str | None = None
     """lxml's complaint if the latest answer was not well-formed XML, else None."""
+    refusal_date: str | None = None
+    """The HTTP ``Date`` header of the latest answer that was not a 200 (a refused login
+    carries the camera's clock: the only one there is when the camera wants a login even to
+    tell its time)."""
 
 
 _NOTES: ContextVar[AnswerNotes | None] = ContextVar("onvif_answer_notes", default=None)
@@ -196,6 +200,10 @@ class CappedSession:
         response.release()
         # Multipart (MTOM) answers are split by zeep first; error statuses keep zeep's own
         # handling (a 401 with an HTML page is an authentication failure, not a bad answer).
+        if response.status != 200:
+            notes = _NOTES.get()
+            if notes is not None:
+                notes.refusal_date = response.headers.get("Date")
         if response.status != 200 or not body or response.content_type.startswith("multipart/"):
             return CappedAnswer(response, body)
         verdict = judge_answer(body)

@@ -23,6 +23,8 @@ KEY_ROLES: Final = frozenset({"gate", "entrance", "finance_room"})
 _CAMERA_FIX: Final = {
     "DeviceUnreachable": "Check the camera's power, network cable, IP address and port.",
     "AuthFailed": "Check the ONVIF user name and password in the config and on the camera.",
+    "ClockRefused": "Set the camera's clock (enable NTP, point it at the hub's time server); "
+    "ONVIF logins carry a timestamp the camera checks against its own clock.",
     "NotSupported": "Enable ONVIF (Profile S) on the camera or update its firmware.",
     "ProtocolViolation": "Update the camera firmware; check that the port is its ONVIF port.",
     "OnvifFault": "Check the camera's ONVIF settings and media profiles.",
@@ -143,7 +145,8 @@ def camera_result(
             latency_s=p.latency_s,
             reason=f"{_plain(kind)}: {p.error}",
             fix=_CAMERA_FIX.get(kind, _CAMERA_FIX["DeviceUnreachable"]),
-            detail={"error_type": kind},
+            detail={"error_type": kind}
+            | ({"clock_offset_s": p.clock_offset_s} if p.clock_offset_s is not None else {}),
         )
     detail: dict[str, Any] = {"clock_offset_s": p.clock_offset_s}
     if p.profiles:
@@ -228,6 +231,7 @@ def _plain(error_type: str) -> str:
     return {
         "DeviceUnreachable": "unreachable",
         "AuthFailed": "authentication failed",
+        "ClockRefused": "login refused: camera clock wrong",
         "NotSupported": "not supported",
         "ProtocolViolation": "protocol error",
         "OnvifFault": "ONVIF fault",

@@ -39,7 +39,7 @@ from hub.health.probes import (
     probe_broadcast,
     probe_camera_once,
 )
-from hub.health.results import ProbeResult, Problem
+from hub.health.results import ProbeResult, Problem, summarise
 from hub.health.scheduler import Job, Scheduler
 from hub.health.state import DeviceHealth, State, Transition
 from hub.health.store import (
@@ -358,6 +358,19 @@ class HealthService:
         sub = subs.get(cid)
         status = getattr(sub, "status", None)
         health = str(getattr(status, "health", ""))
+        if result.level is not None and health == "unsupported":
+            result.problems.append(
+                Problem(
+                    "events",
+                    "配置要求摄像机事件（events: true），但摄像机没有 ONVIF 事件服务",
+                    "events: true in the config, but the camera offers no ONVIF Events "
+                    f"service ({getattr(status, 'last_error', '') or ''})",
+                    "Enable the camera's ONVIF event service, or set events: false for it.",
+                )
+            )
+            if result.level == "ok":
+                result.level = "degraded"
+                result.reason, result.fix = summarise(result.problems)
         if result.level is not None and health in ("lost", "retrying"):
             result.problems.append(
                 Problem(

@@ -9,6 +9,7 @@ output is what a technician would see: no FFmpeg or OpenCV line may be on it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -21,6 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.device_event import DeviceEvent
+from adapters.onvif.driver import OnvifCamera
+from adapters.onvif.events import PullPointSubscriber, SubscriptionHealth
 from tests.support.sites import site_dict
 
 pytest.importorskip("ipycam", reason="ipycam is installed by scripts/setup (no-deps)")
@@ -64,7 +68,7 @@ def camera_at(request: pytest.FixtureRequest) -> Iterator[Ipycam]:
         cam.stop()
 
 
-def check(cam: Ipycam, tmp_path: Path) -> tuple[dict[str, Any], str]:
+def check(cam: Ipycam, tmp_path: Path, **extra: Any) -> tuple[dict[str, Any], str]:
     data = site_dict(
         broker_url="mqtt://127.0.0.1:1",
         data_dir=tmp_path / "data",
@@ -76,6 +80,7 @@ def check(cam: Ipycam, tmp_path: Path) -> tuple[dict[str, Any], str]:
                 "port": cam.onvif_port,
                 "events": False,
                 "location": {"floor": "1F", "zone": "hall", "role": "passage"},
+                **extra,
             }
         ],
         health={"probe_timeout_s": 10},
@@ -114,3 +119,36 @@ def test_check_measures_what_the_stream_delivers(camera_at: Ipycam, tmp_path: Pa
         assert "fps_measured" not in checks
     noise = [line for line in stderr.splitlines() if any(n in line for n in NOISE)]
     assert noise == []
+
+
+@pytest.mark.parametrize("camera_at", [25.0], indirect=True)
+def test_events_configured_on_a_camera_without_events_fail_commissioning(
+    camera_at: Ipycam, tmp_path: Path
+) -> None:
+    row, _ = check(camera_at, tmp_path, events=True)
+    checks = [f["check"] for f in row["findings"] if not f["warning"]]
+    assert "events" in checks and row["state"] == "degraded"
+    assert row["manufacturer"] and row["model"] and row["firmware"]
+
+
+@pytest.mark.parametrize("camera_at", [25.0], indirect=True)
+async def test_a_subscription_to_events_the_camera_never_had_stops_at_once(
+    camera_at: Ipycam,
+) -> None:
+    async def ingest(_event: DeviceEvent) -> str:
+        return "ignored"
+
+    async with OnvifCamera("cam-ipy", "127.0.0.1", camera_at.onvif_port, "", "") as cam:
+        sub = PullPointSubscriber(cam, ingest, backoff_initial_s=0.01, backoff_max_s=0.01)
+        async with sub:
+            async with asyncio.timeout(20):
+                status = await sub.wait_for_status(
+                    lambda s: s.health != SubscriptionHealth.STARTING
+                )
+            assert status.health == SubscriptionHealth.UNSUPPORTED
+            # Never "lost", never retried: the subscriber's task has ended.
+            assert status.loss_count == 0 and status.recreate_count == 0
+            assert sub._task is not None
+            async with asyncio.timeout(5):
+                await asyncio.wait([sub._task])
+            assert sub.status.health == SubscriptionHealth.UNSUPPORTED
