@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import zeep.exceptions
@@ -36,7 +33,24 @@ from adapters.errors import (
     DeviceUnreachable,
     NotSupported,
     ProtocolViolation,
-    Violation,
+)
+from adapters.onvif.records import (
+    CameraProbe,
+    DeviceInfo,
+    EncoderSettings,
+    ProfileSummary,
+    PtzPreset,
+    RelayOutput,
+    VideoProfile,
+    brief,
+    camera_datetime,
+    deviceio_xaddr,
+    duration_s,
+    encoder_settings,
+    local_name,
+    opt_str,
+    refusal_clock_offset,
+    strip_uri_credentials,
 )
 from adapters.onvif.transport import (
     DEFAULT_MAX_ANSWER_BYTES,
@@ -45,6 +59,24 @@ from adapters.onvif.transport import (
     CappedONVIFCamera,
     watching_answers,
 )
+
+__all__ = [
+    "NS_DEVICEIO",
+    "NS_EVENTS",
+    "NS_PTZ",
+    "NS_PULLPOINT",
+    "PULLPOINT_PORT",
+    "CameraProbe",
+    "DeviceInfo",
+    "EncoderSettings",
+    "OnvifCamera",
+    "OnvifFault",
+    "ProfileSummary",
+    "PtzPreset",
+    "RelayOutput",
+    "VideoProfile",
+    "strip_uri_credentials",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +104,6 @@ _UNSUPPORTED_SUBCODES: Final = frozenset(
         "InvalidAction",
     }
 )
-_URI_SECRET_PARAMS: Final = frozenset({"user", "username", "pass", "password", "pwd", "passwd"})
 
 
 class OnvifFault(AdapterError):
@@ -82,86 +113,6 @@ class OnvifFault(AdapterError):
         super().__init__(device_id, message)
         self.code = code
         self.subcodes = tuple(subcodes)
-
-
-# --- plain result types ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    manufacturer: str | None
-    model: str | None
-    firmware: str | None
-    serial: str | None
-    hardware_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class EncoderSettings:
-    token: str
-    encoding: str | None
-    width: int | None
-    height: int | None
-    fps_limit: float | None
-    bitrate_kbps: int | None
-    quality: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class VideoProfile:
-    token: str
-    name: str | None
-    video_source_token: str | None
-    encoder: EncoderSettings | None
-    has_ptz: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PtzPreset:
-    token: str
-    name: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RelayOutput:
-    token: str
-    mode: str | None
-    idle_state: str | None
-    delay_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileSummary:
-    """What the health system needs to know about one media profile."""
-
-    token: str
-    name: str | None
-    encoding: str | None
-    width: int | None
-    height: int | None
-    fps_limit: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraProbe:
-    """Result of one health probe. ``error`` is set (and the rest partly empty) on failure."""
-
-    device_id: str
-    reachable: bool
-    latency_s: float | None = None
-    clock_offset_s: float | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    firmware: str | None = None
-    profiles: tuple[ProfileSummary, ...] = ()
-    stream_uri: str | None = None
-    snapshot_uri: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ...; or
-    ``ClockRefused``: a refused login from a camera whose clock is far off."""
-    violation: Violation | None = None
-    """For a ``ProtocolViolation``: what was wrong with the camera's answer."""
 
 
 # --- WSDL document sharing ------------------------------------------------------------------
@@ -179,122 +130,6 @@ _WARM_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyn
 def _warm_lock(service: str) -> asyncio.Lock:
     locks = _WARM_LOCKS.setdefault(asyncio.get_running_loop(), {})
     return locks.setdefault(service, asyncio.Lock())
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def strip_uri_credentials(uri: str | None) -> str | None:
-    """Remove ``user:password@`` and credential query parameters some cameras put in URIs."""
-    if not uri:
-        return uri
-    parts = urlsplit(uri)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if k.lower() not in _URI_SECRET_PARAMS]
-        if len(kept) != len(pairs):
-            query = urlencode(kept)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def refusal_clock_offset(date_header: str | None) -> float | None:
-    """Camera clock minus hub clock (seconds) from the HTTP ``Date`` of a refusal, if any."""
-    if not date_header:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(date_header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return (_as_utc(when) - datetime.now(UTC)).total_seconds()
-
-
-def _local(qname: Any) -> str:
-    text = str(getattr(qname, "localname", None) or qname or "")
-    return text.rpartition("}")[2].rpartition(":")[2]
-
-
-def _as_utc(value: datetime) -> datetime:
-    # Some firmware sends xs:dateTime without a zone; ONVIF times are UTC unless stated.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _camera_datetime(system_date_and_time: Any) -> datetime:
-    """The camera's UTC clock from a GetSystemDateAndTime answer."""
-    stamp = getattr(system_date_and_time, "UTCDateTime", None)
-    if stamp is None:
-        # A few cameras fill only LocalDateTime; with no zone rules to apply, take it as UTC
-        # (the resulting offset then shows the misconfiguration instead of hiding it).
-        stamp = getattr(system_date_and_time, "LocalDateTime", None)
-    if stamp is None:
-        raise ValueError("GetSystemDateAndTime has neither UTCDateTime nor LocalDateTime")
-    date, time = stamp.Date, stamp.Time
-    return datetime(
-        int(date.Year),
-        int(date.Month),
-        int(date.Day),
-        int(time.Hour),
-        int(time.Minute),
-        int(time.Second),
-        tzinfo=UTC,
-    )
-
-
-def _deviceio_xaddr(extension: Any) -> str | None:
-    """DeviceIO XAddr from the Extension of a GetCapabilities answer."""
-    if not isinstance(extension, Mapping):
-        return None
-    deviceio = extension.get("DeviceIO")
-    if isinstance(deviceio, Mapping) and deviceio.get("XAddr"):
-        return str(deviceio["XAddr"])
-    # The schema puts a wildcard before DeviceIO in the extension, so the parser usually
-    # swallows DeviceIO into the wildcard as a raw XML element: read its XAddr from there.
-    for element in extension.get("_value_1") or []:
-        if str(getattr(element, "tag", "")).endswith("}DeviceIO"):
-            for child in element:
-                if str(child.tag).endswith("}XAddr") and child.text:
-                    return str(child.text).strip()
-    return None
-
-
-def _brief(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _encoder(config: Any) -> EncoderSettings:
-    resolution = getattr(config, "Resolution", None)
-    rate = getattr(config, "RateControl", None)
-    return EncoderSettings(
-        token=str(getattr(config, "token", "") or ""),
-        encoding=_opt_str(getattr(config, "Encoding", None)),
-        width=_opt_int(getattr(resolution, "Width", None)),
-        height=_opt_int(getattr(resolution, "Height", None)),
-        fps_limit=_opt_float(getattr(rate, "FrameRateLimit", None)),
-        bitrate_kbps=_opt_int(getattr(rate, "BitrateLimit", None)),
-        quality=_opt_float(getattr(config, "Quality", None)),
-    )
-
-
-def _duration_s(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else None
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -411,7 +246,7 @@ class OnvifCamera:
             # GetCapabilities lists DeviceIO only under Extension, which the library does not
             # map; cameras without GetServices would otherwise look like they had no relays.
             capabilities = await client.get_capabilities() or {}
-            xaddr = _deviceio_xaddr(capabilities.get("Extension"))
+            xaddr = deviceio_xaddr(capabilities.get("Extension"))
             if xaddr:
                 client.xaddrs[NS_DEVICEIO] = xaddr
 
@@ -498,8 +333,8 @@ class OnvifCamera:
         if isinstance(exc, AnswerRefused):
             return ProtocolViolation(device, f"{what}: {exc}", violation=exc.violation)
         if isinstance(exc, zeep.exceptions.Fault):
-            subcodes = [_local(s) for s in (exc.subcodes or [])]
-            code = _local(exc.code)
+            subcodes = [local_name(s) for s in (exc.subcodes or [])]
+            code = local_name(exc.code)
             names = {code, *subcodes}
             text = f"{what}: SOAP fault {code}{'/' + '/'.join(subcodes) if subcodes else ''}"
             if names & _AUTH_SUBCODES or "not authorized" in str(exc.message or "").lower():
@@ -514,7 +349,7 @@ class OnvifCamera:
             if status in (404, 405, 501):
                 return NotSupported(device, f"{what}: HTTP {status}")
             # zeep puts the whole answer into the message; a reason is stored and sent on.
-            return ProtocolViolation(device, f"{what}: {_brief(str(exc))}")
+            return ProtocolViolation(device, f"{what}: {brief(str(exc))}")
         if isinstance(exc, zeep.exceptions.Error | ValueError | KeyError | TypeError):
             return ProtocolViolation(device, f"{what}: {type(exc).__name__}: {exc}")
         if isinstance(exc, aiohttp.ClientResponseError):
@@ -547,7 +382,7 @@ class OnvifCamera:
             answer = await self.call("devicemgmt", "GetSystemDateAndTime")
         received = loop.time()
         try:
-            camera_now = _camera_datetime(answer)
+            camera_now = camera_datetime(answer)
         except (AttributeError, ValueError, TypeError) as exc:
             raise ProtocolViolation(self.device_id, f"unreadable camera clock: {exc}") from exc
         round_trip = received - sent
@@ -559,11 +394,11 @@ class OnvifCamera:
     async def get_device_information(self) -> DeviceInfo:
         answer = await self.call("devicemgmt", "GetDeviceInformation")
         return DeviceInfo(
-            manufacturer=_opt_str(getattr(answer, "Manufacturer", None)),
-            model=_opt_str(getattr(answer, "Model", None)),
-            firmware=_opt_str(getattr(answer, "FirmwareVersion", None)),
-            serial=_opt_str(getattr(answer, "SerialNumber", None)),
-            hardware_id=_opt_str(getattr(answer, "HardwareId", None)),
+            manufacturer=opt_str(getattr(answer, "Manufacturer", None)),
+            model=opt_str(getattr(answer, "Model", None)),
+            firmware=opt_str(getattr(answer, "FirmwareVersion", None)),
+            serial=opt_str(getattr(answer, "SerialNumber", None)),
+            hardware_id=opt_str(getattr(answer, "HardwareId", None)),
         )
 
     # --- media ---------------------------------------------------------------------------
@@ -577,9 +412,9 @@ class OnvifCamera:
             profiles.append(
                 VideoProfile(
                     token=str(profile.token),
-                    name=_opt_str(getattr(profile, "Name", None)),
-                    video_source_token=_opt_str(getattr(source, "SourceToken", None)),
-                    encoder=_encoder(encoder) if encoder is not None else None,
+                    name=opt_str(getattr(profile, "Name", None)),
+                    video_source_token=opt_str(getattr(source, "SourceToken", None)),
+                    encoder=encoder_settings(encoder) if encoder is not None else None,
                     has_ptz=getattr(profile, "PTZConfiguration", None) is not None,
                 )
             )
@@ -589,7 +424,7 @@ class OnvifCamera:
         answer = await self.call(
             "media", "GetVideoEncoderConfiguration", {"ConfigurationToken": configuration_token}
         )
-        return _encoder(answer)
+        return encoder_settings(answer)
 
     async def get_stream_uri(self, profile_token: str, *, protocol: str = "RTSP") -> str:
         """Stream URI for a profile (``RTSP`` or ``HTTP``), without embedded credentials."""
@@ -601,7 +436,7 @@ class OnvifCamera:
                 "ProfileToken": profile_token,
             },
         )
-        uri = strip_uri_credentials(_opt_str(getattr(answer, "Uri", None)))
+        uri = strip_uri_credentials(opt_str(getattr(answer, "Uri", None)))
         if not uri:
             raise ProtocolViolation(self.device_id, "GetStreamUri returned no Uri")
         return uri
@@ -612,13 +447,13 @@ class OnvifCamera:
             answer = await self.call("media", "GetSnapshotUri", {"ProfileToken": profile_token})
         except NotSupported:
             return None
-        return strip_uri_credentials(_opt_str(getattr(answer, "Uri", None))) or None
+        return strip_uri_credentials(opt_str(getattr(answer, "Uri", None))) or None
 
     # --- PTZ -----------------------------------------------------------------------------
 
     async def get_presets(self, profile_token: str) -> list[PtzPreset]:
         answer = await self.call("ptz", "GetPresets", {"ProfileToken": profile_token})
-        return [PtzPreset(str(p.token), _opt_str(getattr(p, "Name", None))) for p in answer or []]
+        return [PtzPreset(str(p.token), opt_str(getattr(p, "Name", None))) for p in answer or []]
 
     async def goto_preset(self, profile_token: str, preset_token: str) -> None:
         await self.call(
@@ -635,9 +470,9 @@ class OnvifCamera:
             relays.append(
                 RelayOutput(
                     token=str(relay.token),
-                    mode=_opt_str(getattr(props, "Mode", None)),
-                    idle_state=_opt_str(getattr(props, "IdleState", None)),
-                    delay_s=_duration_s(getattr(props, "DelayTime", None)),
+                    mode=opt_str(getattr(props, "Mode", None)),
+                    idle_state=opt_str(getattr(props, "IdleState", None)),
+                    delay_s=duration_s(getattr(props, "DelayTime", None)),
                 )
             )
         return relays

@@ -6,35 +6,64 @@ for colour, a tinier colour copy, so a full set costs a few milliseconds even fo
 known good; the checks compare against it rather than against fixed numbers, because
 what is "dark" or "soft" differs from one view to the next.
 
-All functions here are CPU-bound and synchronous; callers on the event loop run them
+The measurements and the baseline live in :mod:`adapters.onvif.baseline` (re-exported
+here). All functions here are CPU-bound and synchronous; callers on the event loop run them
 with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import logging
 import math
 import threading
-import zipfile
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from adapters.onvif.baseline import (
+    BASELINE_FORMAT,
+    TINY_WIDTH,
+    WORK_WIDTH,
+    Baseline,
+    Frame,
+    FrameStats,
+    Prepared,
+    changed_fraction,
+    features,
+    grey_picture,
+    learn_baseline,
+    prepare,
+    shrink,
+)
+
+__all__ = [
+    "BASELINE_FORMAT",
+    "CHECKS",
+    "TINY_WIDTH",
+    "WORK_WIDTH",
+    "Baseline",
+    "Finding",
+    "Frame",
+    "FrameStats",
+    "Thresholds",
+    "VideoChecker",
+    "VideoReport",
+    "check_frame",
+    "faults",
+    "learn_baseline",
+    "shrink",
+]
+
 logger = logging.getLogger(__name__)
 
-Frame = NDArray[np.uint8]
+_local = threading.local()
 
-WORK_WIDTH = 320
-TINY_WIDTH = 80
-BASELINE_FORMAT = 1
 
 #: Every check, in the order findings are reported. A failure of an earlier check can
 #: explain a failure of a later one (see ``_CONSEQUENCES``).
@@ -155,262 +184,6 @@ class Thresholds:
     moved_shift: float = 0.05  # displacement of the view as a fraction of its width
 
 
-# ---------------------------------------------------------------------------- measurements
-
-
-@dataclass(frozen=True, slots=True)
-class FrameStats:
-    """Global measurements of one prepared frame."""
-
-    mean: float
-    std: float
-    p_high: float  # 97th percentile of grey
-    entropy: float  # of the grey histogram, bits
-    sharpness: float  # variance of the Laplacian over variance of the picture
-    laplacian_var: float
-    edge_density: float  # fraction of Canny edge pixels
-    noise: float  # Immerkaer's noise sigma estimate
-    lab_a: float
-    lab_b: float
-    card: float  # fraction of the view that looks like a uniform coloured card
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    grey: NDArray[np.uint8]
-    stats: FrameStats
-    block_std: NDArray[np.float32]
-
-
-_BLOCK = 20
-_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-_local = threading.local()
-
-
-def _orb() -> cv2.ORB:
-    # OpenCV algorithm objects are not safe to share between threads.
-    orb: cv2.ORB | None = getattr(_local, "orb", None)
-    if orb is None:
-        orb = cv2.ORB.create(
-            nfeatures=400, scaleFactor=1.3, nlevels=4, edgeThreshold=15, patchSize=15
-        )
-        _local.orb = orb
-    return orb
-
-
-def _work_size(width: int, height: int) -> tuple[int, int]:
-    w = min(WORK_WIDTH, width)
-    h = max(_BLOCK, round(height * w / width))
-    return w, h
-
-
-def shrink(frame: Frame, size: tuple[int, int]) -> Frame:
-    """``frame`` as 3-channel BGR at ``size`` (width, height), averaged down (INTER_AREA).
-
-    A frame already at ``size`` is returned as a copy, so frames shrunk to the working size
-    as soon as they are read give exactly the measurements of the full-size frames.
-    """
-    if frame.ndim == 2:
-        frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), np.uint8)
-    elif frame.shape[2] == 4:
-        frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), np.uint8)
-    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
-
-
-def _grey(frame: Frame, size: tuple[int, int]) -> NDArray[np.uint8]:
-    # Exactly the grey picture _prepare makes, without its measurements: the frozen check
-    # needs nothing else from the earlier frames of a burst.
-    return np.asarray(cv2.cvtColor(shrink(frame, size), cv2.COLOR_BGR2GRAY), np.uint8)
-
-
-def _prepare(frame: Frame, size: tuple[int, int]) -> _Prepared:
-    small = shrink(frame, size)
-    grey = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8)
-    tiny_size = (TINY_WIDTH, max(4, round(size[1] * TINY_WIDTH / size[0])))
-    tiny = np.asarray(cv2.resize(small, tiny_size, interpolation=cv2.INTER_AREA), np.uint8)
-
-    mean_m, std_m = cv2.meanStdDev(grey)
-    mean, std = float(mean_m[0, 0]), float(std_m[0, 0])
-    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
-    prob = hist / hist.sum()
-    nz = prob[prob > 0]
-    entropy = float(-(nz * np.log2(nz)).sum())
-    p_high = float(np.searchsorted(np.cumsum(prob), 0.97))
-
-    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
-    lap_var = float(lap.var())
-    sharpness = lap_var / max(std * std, 1.0)
-    edges = cv2.Canny(grey, 40, 120)
-    edge_density = float(np.count_nonzero(edges)) / edges.size
-    conv = cv2.filter2D(grey, cv2.CV_32F, _NOISE_KERNEL)
-    inner = np.abs(conv[1:-1, 1:-1])
-    noise = float(inner.mean()) * math.sqrt(math.pi / 2.0) / 6.0
-
-    lab = cv2.cvtColor(tiny, cv2.COLOR_BGR2Lab)
-    lab_mean = cv2.mean(lab)
-    card = _card_fraction(tiny)
-
-    gh, gw = grey.shape[0] // _BLOCK, grey.shape[1] // _BLOCK
-    blocks = grey[: gh * _BLOCK, : gw * _BLOCK].reshape(gh, _BLOCK, gw, _BLOCK).astype(np.float32)
-    block_std = blocks.std(axis=(1, 3))
-    stats = FrameStats(
-        mean=mean,
-        std=std,
-        p_high=p_high,
-        entropy=entropy,
-        sharpness=sharpness,
-        laplacian_var=lap_var,
-        edge_density=edge_density,
-        noise=noise,
-        lab_a=float(lab_mean[1]),
-        lab_b=float(lab_mean[2]),
-        card=card,
-    )
-    return _Prepared(grey=grey, stats=stats, block_std=block_std)
-
-
-def _card_fraction(tiny: NDArray[np.uint8]) -> float:
-    """Fraction of the picture covered by one flat, saturated colour (a "no video" card)."""
-    hsv = cv2.cvtColor(tiny, cv2.COLOR_BGR2HSV)
-    sat = (hsv[:, :, 1] > 90) & (hsv[:, :, 2] > 70)
-    if not sat.any():
-        return 0.0
-    v = hsv[:, :, 2]
-    kernel = np.ones((3, 3), np.uint8)
-    flat = cv2.subtract(cv2.dilate(v, kernel), cv2.erode(v, kernel)) < 14
-    hue = hsv[:, :, 0][sat]
-    dominant = int(np.bincount(hue // 10, minlength=18).argmax())
-    same_hue = np.abs(hsv[:, :, 0].astype(np.int16) // 10 - dominant) <= 1
-    return float(np.count_nonzero(sat & flat & same_hue)) / sat.size
-
-
-# ---------------------------------------------------------------------------- baseline
-
-
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """What the camera's picture looked like when it was known good."""
-
-    width: int  # working size of ``reference``
-    height: int
-    reference: NDArray[np.uint8]  # median grey picture: people passing by are removed
-    stats: FrameStats  # medians over the learning frames
-    block_std: NDArray[np.float32]  # texture of each 20 x 20 block of the working picture
-    activity: float  # median fraction of the view changing between learning frames
-    keypoints: NDArray[np.float32]  # (N, 2) ORB keypoints of ``reference``
-    descriptors: NDArray[np.uint8]  # (N, 32)
-    frames: int  # how many frames it was learned from
-
-    def to_bytes(self) -> bytes:
-        """Serialise for storage (a NumPy ``.npz`` archive without pickles)."""
-        meta = {
-            "format": BASELINE_FORMAT,
-            "width": self.width,
-            "height": self.height,
-            "activity": self.activity,
-            "frames": self.frames,
-            "stats": asdict(self.stats),
-        }
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8),
-            reference=self.reference,
-            block_std=self.block_std,
-            keypoints=self.keypoints,
-            descriptors=self.descriptors,
-        )
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Baseline:
-        """Load what :meth:`to_bytes` wrote; raises ``ValueError`` on anything else."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-                arrays = {
-                    k: archive[k] for k in ("reference", "block_std", "keypoints", "descriptors")
-                }
-            if meta.get("format") != BASELINE_FORMAT:
-                raise ValueError(f"unsupported baseline format {meta.get('format')!r}")
-            stat_names = {f.name for f in fields(FrameStats)}
-            stats = FrameStats(**{k: float(meta["stats"][k]) for k in stat_names})
-            baseline = cls(
-                width=int(meta["width"]),
-                height=int(meta["height"]),
-                reference=arrays["reference"].astype(np.uint8),
-                stats=stats,
-                block_std=arrays["block_std"].astype(np.float32),
-                activity=float(meta["activity"]),
-                keypoints=arrays["keypoints"].astype(np.float32).reshape(-1, 2),
-                descriptors=arrays["descriptors"].astype(np.uint8).reshape(-1, 32),
-                frames=int(meta["frames"]),
-            )
-        except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"not a video baseline: {exc}") from exc
-        if baseline.reference.shape != (baseline.height, baseline.width):
-            raise ValueError("baseline reference does not match its size")
-        return baseline
-
-
-def _keypoint_mask(height: int, width: int) -> NDArray[np.uint8]:
-    # Cameras burn their clock and name into the top and bottom edges; text corners there
-    # never move with the view and would vote against a real move.
-    mask = np.full((height, width), 255, np.uint8)
-    band = max(1, height // 10)
-    mask[:band] = 0
-    mask[-band:] = 0
-    return mask
-
-
-def _features(grey: NDArray[np.uint8]) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
-    kps, des = _orb().detectAndCompute(grey, _keypoint_mask(*grey.shape))
-    if des is None or not kps:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-    pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
-    return pts, np.asarray(des, np.uint8)
-
-
-def _changed_fraction(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
-    # A step of 2 grey levels at working size is above rounding jitter but below sensor
-    # noise on a live camera, so any live picture changes in more than a sliver.
-    diff = cv2.absdiff(a, b)
-    return float(np.count_nonzero(diff >= 2)) / diff.size
-
-
-def learn_baseline(frames: Sequence[Frame]) -> Baseline:
-    """Learn a baseline from frames of the camera while it is known good.
-
-    Give several frames spread over some seconds (5-20): the reference picture is their
-    per-pixel median, which removes people walking through, and the change between
-    consecutive frames tells how lively the picture normally is.
-    """
-    if not frames:
-        raise ValueError("need at least one frame to learn a baseline")
-    h0, w0 = frames[0].shape[:2]
-    size = _work_size(w0, h0)
-    prepared = [_prepare(f, size) for f in frames]
-    stack = np.stack([p.grey for p in prepared])
-    reference = np.median(stack, axis=0).astype(np.uint8) if len(prepared) > 1 else stack[0].copy()
-    stat_names = [f.name for f in fields(FrameStats)]
-    med = {n: float(np.median([getattr(p.stats, n) for p in prepared])) for n in stat_names}
-    block_std = np.median(np.stack([p.block_std for p in prepared]), axis=0).astype(np.float32)
-    changes = [_changed_fraction(a.grey, b.grey) for a, b in itertools.pairwise(prepared)]
-    activity = float(np.median(changes)) if changes else float("nan")
-    pts, des = _features(reference)
-    return Baseline(
-        width=size[0],
-        height=size[1],
-        reference=reference,
-        stats=FrameStats(**med),
-        block_std=block_std,
-        activity=activity,
-        keypoints=pts,
-        descriptors=des,
-        frames=len(frames),
-    )
-
-
 # ---------------------------------------------------------------------------- checks
 
 
@@ -439,12 +212,12 @@ def _finding(
     )
 
 
-def _check_signal_loss(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_signal_loss(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     limit = max(th.signal_loss_area, min(0.9, base.stats.card + 0.3))
     return _finding("signal_loss", p.stats.card, limit, "max")
 
 
-def _check_black(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_black(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     # The brightest few percent ignore the burned-in clock, which stays on a black picture.
     limit = min(th.black_level, 0.5 * base.stats.p_high)
     return _finding(
@@ -452,7 +225,7 @@ def _check_black(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
     )
 
 
-def _check_covered(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_covered(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     # Blocks that had texture when the camera was good and are now flat. A relative floor
     # keeps a merely darker picture (texture scaled down, not gone) from counting.
     textured = base.block_std >= 6.0
@@ -478,41 +251,41 @@ def _check_frozen(greys: Sequence[NDArray[np.uint8]], base: Baseline, th: Thresh
         limit = min(limit, max(0.0015, 0.25 * base.activity))
     if len(greys) < 2:
         return _finding("frozen", 1.0, limit, "min", evaluated=False)
-    changes = [_changed_fraction(a, b) for a, b in itertools.pairwise(greys)]
+    changes = [changed_fraction(a, b) for a, b in itertools.pairwise(greys)]
     # The median ignores one odd pair, such as a key-frame refresh of a stuck stream.
     score = float(np.median(changes))
     return _finding("frozen", score, limit, "min", details={"pairs": float(len(changes))})
 
 
-def _check_dark(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_dark(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     limit = max(th.dark_abs, th.dark_ratio * base.stats.mean)
     return _finding("dark", p.stats.mean, limit, "min")
 
 
-def _check_bright(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_bright(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     limit = min(th.bright_abs, base.stats.mean + th.bright_gain * (255.0 - base.stats.mean))
     return _finding("bright", p.stats.mean, limit, "max")
 
 
-def _check_blur(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_blur(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     ratio = p.stats.sharpness / max(base.stats.sharpness, 1e-6)
     details = {"sharpness": p.stats.sharpness, "laplacian_var": p.stats.laplacian_var}
     return _finding("blur", ratio, th.blur_ratio, "min", details=details)
 
 
-def _check_noise(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_noise(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     ratio = p.stats.noise / max(base.stats.noise, 0.5)
     return _finding("noise", ratio, th.noise_ratio, "max", details={"sigma": p.stats.noise})
 
 
-def _check_colour_cast(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_colour_cast(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     da = p.stats.lab_a - base.stats.lab_a
     db = p.stats.lab_b - base.stats.lab_b
     details = {"delta_a": da, "delta_b": db}
     return _finding("colour_cast", math.hypot(da, db), th.colour_shift, "max", details=details)
 
 
-def _check_moved(p: _Prepared, base: Baseline, th: Thresholds) -> Finding:
+def _check_moved(p: Prepared, base: Baseline, th: Thresholds) -> Finding:
     shift, inliers, method = _estimate_shift(p.grey, base)
     details = {"inliers": float(inliers), "method": method}
     return _finding("moved", shift, th.moved_shift, "max", details=details)
@@ -527,7 +300,7 @@ def _estimate_shift(grey: NDArray[np.uint8], base: Baseline) -> tuple[float, int
     """
     w, h = base.width, base.height
     if len(base.descriptors) >= 8:
-        pts, des = _features(grey)
+        pts, des = features(grey)
         if len(des) >= 8:
             matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
             pairs = matcher.knnMatch(des, base.descriptors, k=2)
@@ -600,7 +373,7 @@ def _no_signal() -> list[Finding]:
 
 
 def _run(
-    p: _Prepared, earlier: Sequence[NDArray[np.uint8]], base: Baseline, th: Thresholds
+    p: Prepared, earlier: Sequence[NDArray[np.uint8]], base: Baseline, th: Thresholds
 ) -> list[Finding]:
     """Every check on ``p``; ``earlier`` are the grey pictures of the frames before it."""
     findings = [
@@ -633,8 +406,8 @@ def check_frame(
     if frame is None:
         return _no_signal()
     size = (baseline.width, baseline.height)
-    earlier = [_grey(f, size) for f in previous_frames]
-    return _run(_prepare(frame, size), earlier, baseline, th)
+    earlier = [grey_picture(f, size) for f in previous_frames]
+    return _run(prepare(frame, size), earlier, baseline, th)
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,7 +455,7 @@ class VideoChecker:
             self.reset()
             return VideoReport(findings=_no_signal(), frames=0, fps=None)
         size = (self.baseline.width, self.baseline.height)
-        p = _prepare(frame, size)
+        p = prepare(frame, size)
         earlier = list(self._greys)
         if len(earlier) == self._greys.maxlen:
             del earlier[0]  # the oldest leaves the window with this frame
@@ -705,7 +478,7 @@ class VideoChecker:
         size = (self.baseline.width, self.baseline.height)
         for i, frame in enumerate(frames):
             if i < len(frames) - 1:
-                self._greys.append(_grey(frame, size))
+                self._greys.append(grey_picture(frame, size))
                 if timestamps is not None:
                     self._times.append(timestamps[i])
             else:

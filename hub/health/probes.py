@@ -211,6 +211,31 @@ def _video_facts(video: VideoOutcome, detail: dict[str, Any], th: Compliance) ->
     return problems
 
 
+def add_problems(result: ProbeResult, problems: list[Problem]) -> None:
+    """Add ``problems`` to a camera's result: a non-warning degrades a camera that was ok."""
+    if not problems:
+        return
+    result.problems.extend(problems)
+    if result.level == "ok" and any(not p.warning for p in problems):
+        result.level = "degraded"
+    reason, fix = summarise(result.problems)
+    if result.level == "degraded":
+        result.reason = reason
+    result.fix = fix
+
+
+def events_unsupported(why: str) -> Problem:
+    """The config relies on the camera's events and the camera has no Events service."""
+    return Problem(
+        "events",
+        "配置要求摄像机事件（events: true），但摄像机没有 ONVIF 事件服务",
+        "events: true in the config, but the camera offers no ONVIF Events service"
+        + (f" ({why})" if why else ""),
+        "Enable the camera's ONVIF event service (Profile S/T events), or set events: false "
+        "for this camera if it really has none.",
+    )
+
+
 def _answer_problem(p: CameraProbe, cfg: Camera, at: datetime) -> ProbeResult:
     zh, en, fix = _ANSWER_PROBLEM.get(p.violation or "invalid", _ANSWER_PROBLEM["invalid"])
     problem = Problem("onvif_answer", f"{zh}：{p.error}", f"{en}: {p.error}", fix)

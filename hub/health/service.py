@@ -33,13 +33,15 @@ from adapters.onvif.video import Baseline
 from hub.config import AlarmPanel, BroadcastController, Camera
 from hub.drivers import broadcast_driver, camera_driver
 from hub.health.probes import (
+    add_problems,
     camera_result,
+    events_unsupported,
     panel_result,
     police_detail,
     probe_broadcast,
     probe_camera_once,
 )
-from hub.health.results import ProbeResult, Problem, summarise
+from hub.health.results import ProbeResult, Problem
 from hub.health.scheduler import Job, Scheduler
 from hub.health.state import DeviceHealth, State, Transition
 from hub.health.store import (
@@ -359,18 +361,9 @@ class HealthService:
         status = getattr(sub, "status", None)
         health = str(getattr(status, "health", ""))
         if result.level is not None and health == "unsupported":
-            result.problems.append(
-                Problem(
-                    "events",
-                    "配置要求摄像机事件（events: true），但摄像机没有 ONVIF 事件服务",
-                    "events: true in the config, but the camera offers no ONVIF Events "
-                    f"service ({getattr(status, 'last_error', '') or ''})",
-                    "Enable the camera's ONVIF event service, or set events: false for it.",
-                )
-            )
-            if result.level == "ok":
-                result.level = "degraded"
-                result.reason, result.fix = summarise(result.problems)
+            # Configured for events the camera never had: a problem, not a lost subscription.
+            why = getattr(status, "last_error", "") or ""
+            add_problems(result, [events_unsupported(why)])
         if result.level is not None and health in ("lost", "retrying"):
             result.problems.append(
                 Problem(

@@ -38,7 +38,7 @@ def _picture(i: int, width: int, height: int) -> np.ndarray:
 
 
 def main() -> int:
-    from ipycam import CameraConfig, IPCamera  # type: ignore[import-not-found, import-untyped]
+    from ipycam import CameraConfig, IPCamera  # type: ignore[import-untyped]
 
     p = argparse.ArgumentParser()
     p.add_argument("--fps", type=float, default=CONFIGURED_FPS)
@@ -57,7 +57,12 @@ def main() -> int:
         return 1
     print(cfg.onvif_port, cfg.rtsp_port, flush=True)
     closed = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+
+    def wait_for_stdin_to_close() -> None:
+        sys.stdin.read()
+        closed.set()
+
+    threading.Thread(target=wait_for_stdin_to_close, daemon=True).start()
     pictures = [_picture(i, 1280, 720) for i in range(50)]
     started = time.monotonic()
     i = 0
