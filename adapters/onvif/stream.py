@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -55,6 +56,10 @@ Decode = Literal["none", "key", "all"]
 SETTLE_S: Final = 0.3
 """Packets arriving this soon after the stream opened are FFmpeg's buffered opening burst."""
 MIN_WINDOW_PACKETS: Final = 5
+STALL_GAP_S: Final = 2.0
+"""No packet for this long inside the window is a stall, even if the stream then goes on (FFmpeg
+hands out the frame it held back when its read time-out fires, so a stalled stream does not
+always end in a time-out)."""
 FPS_DISAGREE: Final = 0.15
 """Timestamps and arrivals disagreeing by more than this fraction: the arrivals count."""
 
@@ -190,6 +195,12 @@ def measure_rate(
         fps = by_arrival
     assert fps is not None
     return FrameRate(fps, by_stamps, by_arrival, len(window), span_a)
+
+
+def _gap(stamps: list[tuple[float, float | None]], opened_at: float) -> str | None:
+    arrivals = [a for a, _ in stamps if a >= opened_at + SETTLE_S]
+    gap = max((b - a for a, b in itertools.pairwise(arrivals)), default=0.0)
+    return f"no packet for {gap:.1f} s" if gap >= STALL_GAP_S else None
 
 
 def _measurable(stamps: list[tuple[float, float | None]], opened_at: float) -> bool:
@@ -375,6 +386,8 @@ def _read(
             raise ProtocolViolation(device_id, f"stream {where}: unreadable: {exc}") from exc
         stalled = f"reading failed: {type(exc).__name__}"
     ended = time.monotonic()
+    if stalled is None:
+        stalled = _gap(stamps, opened)
     codec = ctx.name or None
     width = ctx.width or None
     height = ctx.height or None

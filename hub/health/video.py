@@ -156,11 +156,14 @@ def stream_findings(sample: StreamSample, profile: ProfileSummary | None) -> lis
     """What the main stream itself shows: stalls, missing key frames, and a codec or size
     other than the one ONVIF's encoder configuration claims."""
     out: list[dict[str, Any]] = []
-    if sample.stalled is not None and sample.rate is None:
-        item = _item("stream_stalled", float(sample.packets), float(1), False)
-        item["detail"] = f"{sample.url}: {sample.stalled}"
+    if sample.stalled is not None:
+        # A live stream that stops delivering within seconds of PLAY is broken, whatever
+        # arrived before it stopped.
+        item = _item("stream_stalled", float(sample.packets), 0.0, False)
+        item["detail"] = f"{sample.url}: {sample.stalled} after {sample.packets} packets"
         out.append(item)
-        return out
+        if sample.rate is None:
+            return out
     if sample.packets and sample.rate is not None and sample.key_frames == 0:
         item = _item("no_key_frame", 0.0, 1.0, False)
         item["detail"] = f"{sample.url}: no key frame in {sample.read_s:.1f} s"
@@ -350,7 +353,7 @@ class VideoProbe:
         elif stream_error is not None:
             outcome.stream_error = stream_error.message
             outcome.stream_error_type = type(stream_error).__name__
-        if outcome.fps_measured is None and source == "http" and sample is not None:
+        if not rtsp_uri and source == "http" and sample is not None:
             # A camera with an HTTP stream and no RTSP one: its rate is the only one there is.
             outcome.fps_measured = sample.fps
         if picture is None:
