@@ -42,6 +42,8 @@ DETAIL_KEYS = (
     "fps_limit",
     "fps_measured",
     "findings",
+    "video_error",  # why no picture could be judged: the video rules are then unknown
+    "stream_error",  # why the main stream could not be measured
     "supervision",
     "broadcast_ok",
     "retention_days",

@@ -367,6 +367,17 @@ CASES: list[Case] = [
         subject="cam-park-1",
     ),
     Case("fps-missing", "VID-FRAMERATE", "unknown", _detail("cam-gate-1", fps_measured=None)),
+    # A stream that could not be read has no measured rate: unknown, never a pass.
+    Case(
+        "fps-stream-refused",
+        "VID-FRAMERATE",
+        "unknown",
+        _detail(
+            "cam-gate-1",
+            fps_measured=None,
+            stream_error="stream rtsp://10.0.0.5:554/main: RTSP 401, credentials refused",
+        ),
+    ),
     # VID-RESOLUTION
     Case("res-ok", "VID-RESOLUTION", "pass"),
     Case(
@@ -402,6 +413,33 @@ CASES: list[Case] = [
         subject="cam-fin-1",
     ),
     Case("no-findings", "VID-QUALITY", "unknown", _detail("cam-fin-1", findings=None)),
+    # No picture could be read: no failing finding, and still not a pass.
+    Case(
+        "picture-unread",
+        "VID-QUALITY",
+        "unknown",
+        _detail("cam-fin-1", findings=[], video_error="stream rtsp://x/main: connection refused"),
+    ),
+    Case(
+        "stream-stalled",
+        "VID-QUALITY",
+        "fail",
+        _detail(
+            "cam-fin-1",
+            findings=[
+                {
+                    "check": "stream_stalled",
+                    "ok": False,
+                    "score": 40,
+                    "threshold": 0,
+                    "message_zh": "视频流中断（已建立连接但无数据）",
+                    "message_en": "Video stream stalls (opened, then no data)",
+                }
+            ],
+            video_error="stream rtsp://x/sub: no packet for 3 s",
+        ),
+        subject="cam-fin-1",
+    ),
     # VID-RETENTION
     Case("retention-attested", "VID-RETENTION", "attested"),
     Case("retention-measured", "VID-RETENTION", "pass", _all_cams(retention_days=45)),

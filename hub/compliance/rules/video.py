@@ -3,7 +3,7 @@ recording retention and alarm-to-video linkage."""
 
 from __future__ import annotations
 
-from hub.compliance.facts import UP_STATES, Facts
+from hub.compliance.facts import UP_STATES, DeviceFacts, Facts
 from hub.compliance.outcome import Evidence, Outcome, Text, Verdicts
 from hub.compliance.rules.base import (
     Rule,
@@ -104,6 +104,16 @@ def vid_online(f: Facts) -> Outcome:
     )
 
 
+def _unread(c: DeviceFacts, *keys: str) -> str:
+    """Why a camera's video could not be read, as its last video check stored it ('' if it
+    could)."""
+    for key in keys:
+        value = detail(c, key)
+        if isinstance(value, str) and value:
+            return value[:200]
+    return ""
+
+
 def vid_framerate(f: Facts) -> Outcome:
     th = f.config.compliance
     v = Verdicts()
@@ -127,7 +137,14 @@ def vid_framerate(f: Facts) -> Outcome:
                     )
                 )
         if measured is None:
-            missing_detail(v, c, "fps_measured", "实测帧率", "measured frame rate")
+            why = _unread(c, "stream_error", "video_error")
+            if why:
+                v.evidence.append(Evidence(c.id, "fps_measured", None, None, None))
+                v.unknown(
+                    Text(f"{c.id} 的实测帧率（{why}）", f"measured frame rate of {c.id} ({why})")
+                )
+            else:
+                missing_detail(v, c, "fps_measured", "实测帧率", "measured frame rate")
         else:
             ok = measured >= need_measured
             v.evidence.append(
@@ -212,6 +229,12 @@ def vid_quality(f: Facts) -> Outcome:
             missing_detail(v, c, "findings", "视频质量检测结果", "video check results")
             continue
         bad = [x for x in findings if isinstance(x, dict) and x.get("ok") is False]
+        why = _unread(c, "video_error")
+        if not bad and why:
+            # No picture was looked at: nothing failed, and nothing passed either.
+            v.evidence.append(Evidence(c.id, "video_checks", None, None, None))
+            v.unknown(Text(f"{c.id} 的画面（{why}）", f"the picture of {c.id} ({why})"))
+            continue
         if not bad:
             v.evidence.append(Evidence(c.id, "video_checks", len(findings), None, True))
             continue
