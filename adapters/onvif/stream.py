@@ -33,8 +33,10 @@ import asyncio
 import functools
 import itertools
 import logging
+import re
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -68,6 +70,8 @@ FPS_DISAGREE: Final = 0.15
 
 
 _context = threading.local()
+_USERINFO = re.compile(r"//[^/@\s]*@")
+"""``user:password@`` in a URL FFmpeg quotes: never into a log."""
 
 
 class _FfmpegToDebug(logging.Handler):
@@ -77,7 +81,8 @@ class _FfmpegToDebug(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         device = getattr(_context, "device_id", "-")
-        log.debug("%s: ffmpeg %s: %s", device, record.name, record.getMessage())
+        text = _USERINFO.sub("//", record.getMessage())
+        log.debug("%s: ffmpeg %s: %s", device, record.name, text)
 
 
 def route_ffmpeg_log() -> None:
@@ -165,7 +170,7 @@ def with_credentials(url: str, username: str | None, password: str | None) -> st
 
 
 def measure_rate(
-    stamps: list[tuple[float, float | None]], opened_at: float, settle: float = SETTLE_S
+    stamps: Sequence[tuple[float, float | None]], opened_at: float, settle: float = SETTLE_S
 ) -> FrameRate | None:
     """Frame rate from (arrival, timestamp) pairs of the video packets, one per frame.
 
@@ -228,7 +233,9 @@ def _convert(device_id: str, where: str, exc: BaseException) -> AdapterError:
     if isinstance(exc, av.error.HTTPServerError):
         return DeviceUnreachable(device_id, f"stream {where}: server error")
     if isinstance(exc, av.error.FFmpegError | OSError):
-        return ProtocolViolation(device_id, f"stream {where}: {type(exc).__name__}: {exc}")
+        # Not str(exc): FFmpeg's message ends with the URL it was given, credentials included.
+        why = exc.strerror or type(exc).__name__
+        return ProtocolViolation(device_id, f"stream {where}: {why}")
     return ProtocolViolation(device_id, f"stream {where}: {type(exc).__name__}")
 
 
@@ -298,6 +305,13 @@ def read_stream(
         container, transport = _open_with_fallback(full, open_timeout, read_timeout)
     except Exception as exc:
         cause = exc.__cause__ if isinstance(exc, _Refused) else exc
+        if time.monotonic() - started >= 0.9 * open_timeout and isinstance(
+            cause, av.error.InvalidDataError | av.error.ExitError
+        ):
+            # FFmpeg reports a read cut short by the open time-out as invalid data.
+            raise DeviceUnreachable(
+                device_id, f"stream {where}: no answer in {open_timeout:g} s"
+            ) from exc
         raise _convert(device_id, where, cause or exc) from exc
     try:
         return _read(

@@ -91,7 +91,9 @@ async def test_a_failed_rtsp_source_is_skipped_then_retried(sim: SimCamera, pass
 
         first, tried = await check()
         assert tried > 0 and first.source == "http" and first.error is None
-        assert first.fps_measured is not None
+        # The picture came over HTTP, but the main stream was not measured: no rate is
+        # made up from another stream, and the reason is kept.
+        assert first.fps_measured is None and first.stream_error is not None
         for _ in range(RETRY):
             out, tried = await check()
             assert (out.source, tried) == ("http", 0)  # RTSP not tried again yet
