@@ -52,6 +52,7 @@ from adapters.onvif.records import (
     refusal_clock_offset,
     strip_uri_credentials,
 )
+from adapters.onvif.rtsp import describe
 from adapters.onvif.transport import (
     DEFAULT_MAX_ANSWER_BYTES,
     AnswerNotes,
@@ -526,6 +527,19 @@ class OnvifCamera:
             if profiles:
                 stream_uri = await self.get_stream_uri(profiles[0].token)
                 snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
+            stream_error = stream_error_type = None
+            if stream_uri and stream_uri.startswith("rtsp"):
+                try:
+                    await describe(
+                        stream_uri,
+                        device_id=self.device_id,
+                        username=self._username or None,
+                        password=self._password,
+                        timeout=self.timeout_s,
+                    )
+                except AdapterError as exc:
+                    # The camera answers ONVIF; its stream is a finding, not an outage.
+                    stream_error, stream_error_type = exc.message, type(exc).__name__
         except AdapterError as exc:
             message, violation = exc.message, None
             error_type = type(exc).__name__
@@ -577,4 +591,6 @@ class OnvifCamera:
             ),
             stream_uri=stream_uri,
             snapshot_uri=snapshot_uri,
+            stream_error=stream_error,
+            stream_error_type=stream_error_type,
         )

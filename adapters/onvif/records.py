@@ -90,6 +90,9 @@ class CameraProbe:
     profiles: tuple[ProfileSummary, ...] = ()
     stream_uri: str | None = None
     snapshot_uri: str | None = None
+    stream_error: str | None = None
+    """Why the RTSP stream's DESCRIBE failed (the camera answers ONVIF all the same)."""
+    stream_error_type: str | None = None
     error: str | None = None
     error_type: str | None = None
     """Name of the ``AdapterError`` subclass: ``DeviceUnreachable``, ``AuthFailed``, ...; or

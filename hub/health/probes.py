@@ -15,7 +15,12 @@ from adapters.onvif.driver import CameraProbe, OnvifCamera
 from hub.config import AlarmPanel, BroadcastController, Camera, Compliance
 from hub.health.results import ProbeResult, Problem, summarise
 from hub.health.state import Level
-from hub.health.video import VideoOutcome, unavailable_problem, video_problems
+from hub.health.video import (
+    VideoOutcome,
+    stream_problem,
+    unavailable_problem,
+    video_problems,
+)
 
 KEY_ROLES: Final = frozenset({"gate", "entrance", "finance_room"})
 """Roles whose cameras must identify faces: the higher minimum resolution applies."""
@@ -162,8 +167,13 @@ def camera_result(
         if value:
             detail[key] = value
     problems = camera_problems(p, cfg, th)
+    stream = stream_problem(p.stream_error, p.stream_error_type)
+    if stream is not None:
+        detail["stream_error"] = p.stream_error
+        problems.append(stream)
     if video is not None:
-        problems = _video_facts(video, detail, th) + problems
+        seen = {x.check for x in problems}
+        problems = [x for x in _video_facts(video, detail, th) if x.check not in seen] + problems
     reason, fix = summarise(problems)
     level: Level = "degraded" if any(not x.warning for x in problems) else "ok"
     return ProbeResult(

@@ -211,6 +211,12 @@ def unavailable_problem(outcome: VideoOutcome) -> Problem | None:
     error, error_type = outcome.error, outcome.error_type
     if error is None:
         error, error_type = outcome.stream_error, outcome.stream_error_type
+    return stream_problem(error, error_type)
+
+
+def stream_problem(error: str | None, error_type: str | None) -> Problem | None:
+    """A stream that cannot be opened (``error``), as a problem: a refused login names the
+    stream and asks for its credentials; anything else asks for the RTSP service."""
     if error is None:
         return None
     if error_type == "AuthFailed":
