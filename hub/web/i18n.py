@@ -67,6 +67,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "last_seen": ("最后在线", "Last seen"),
     "latency": ("延迟", "Latency"),
     "clock_offset": ("时钟偏差", "Clock offset"),
+    "video": ("视频（实测 · 画面来源）", "Video (measured · picture from)"),
     "findings": ("问题", "Findings"),
     "probe_now": ("立即检测", "Probe now"),
     "probe_requested": ("已请求检测", "Probe requested"),

@@ -65,6 +65,25 @@ def _clock_offset(detail: dict[str, Any]) -> float | None:
     return None
 
 
+def _video(detail: dict[str, Any]) -> str | None:
+    """The camera's video as its last check measured it, and where the picture was judged
+    from: ``H264 1920x1080 · 24.9 fps · rtsp_sub`` (None before any video check)."""
+    parts: list[str] = []
+    stream = detail.get("stream")
+    if isinstance(stream, dict) and stream.get("codec"):
+        parts.append(f"{stream['codec']} {stream.get('width')}x{stream.get('height')}")
+    fps = _num(detail.get("fps_measured"))
+    if fps is not None:
+        parts.append(f"{fps:.1f} fps")
+    source = detail.get("video_source")
+    if isinstance(source, str) and source:
+        parts.append(source)
+    error = detail.get("video_error") or detail.get("stream_error")
+    if not parts and isinstance(error, str) and error:
+        return error[:120]
+    return " · ".join(parts) or None
+
+
 async def active_test_targets(engine: AsyncEngine) -> dict[str, datetime]:
     """Devices and zones in test mode now, with the time each leaves it."""
     now = now_utc()
@@ -124,6 +143,7 @@ def device_json(
         "last_seen": _t(row.last_seen) if row is not None else None,
         "latency_ms": latency,
         "clock_offset_s": _clock_offset(detail),
+        "video": _video(detail) if info.type == "camera" else None,
         "findings": _findings(detail),
         "last_probe_at": _t(probe.at) if probe is not None else None,
         "thumbnail_url": f"/api/v1/devices/{info.id}/thumbnail" if thumbnail else None,

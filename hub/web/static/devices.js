@@ -24,6 +24,8 @@
     el.querySelector(".d-seen").textContent = d.last_seen ? MH.localTime(d.last_seen) : "—";
     el.querySelector(".d-latency").textContent = fmt(d.latency_ms, "ms", 0);
     el.querySelector(".d-clock").textContent = fmt(d.clock_offset_s, "s", 1);
+    const video = el.querySelector(".d-video");
+    if (video) video.textContent = d.video || "—";
     el.querySelector(".d-reason").textContent = d.reason || "";
     const ul = el.querySelector(".d-findings");
     ul.replaceChildren();
