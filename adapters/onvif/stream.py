@@ -251,7 +251,15 @@ def _open(
         options["rtsp_transport"] = transport
         options["allowed_media_types"] = "video"
     try:
-        return av.open(url, options=options, timeout=(open_timeout, read_timeout))
+        return av.open(
+            url,
+            options=options,
+            # The decoder FFmpeg opens to probe the stream: one thread, not one per core
+            # with a set of full-size frame buffers each, when sixteen checks run at once.
+            # PyAV's stub types the parameter list[str]; it takes (and stores) dicts.
+            stream_options=[{"threads": "1"}],  # type: ignore[list-item]
+            timeout=(open_timeout, read_timeout),
+        )
     except (av.error.HTTPOtherClientError, av.error.HTTPBadRequestError) as exc:
         if transport == "tcp":
             raise _Refused from exc
