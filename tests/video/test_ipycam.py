@@ -110,7 +110,7 @@ def test_check_measures_what_the_stream_delivers(camera_at: Ipycam, tmp_path: Pa
     delivered = camera_at.fps
     assert row["fps_limit"] == 25
     assert row["fps_measured"] == pytest.approx(delivered, rel=0.15)
-    assert row["stream"]["codec"] == "H264" and row["stream"]["width"] == 1280
+    assert row["stream"]["codec"] == "H264" and row["stream"]["width"] == 640
     assert row["video_source"] == "rtsp_sub"  # the picture is judged on the sub-stream
     checks = [f["check"] for f in row["findings"] if not f["warning"]]
     if delivered < 25 * 0.9:
