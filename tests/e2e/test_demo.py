@@ -69,3 +69,6 @@ def test_demo_shows_alarms_at_the_police_within_15_s(tmp_path: Path) -> None:
     assert "schema violations: 0" in text
     assert "seq gaps: none" in text
     assert "Traceback" not in text
+    # No FFmpeg or OpenCV line on the terminal (their logs go to logging at debug).
+    marks = ("[tcp @", "[rtsp @", "[h264 @", "[hevc @", "libav.", "VIDEOIO", "[ WARN:")
+    assert [line for line in seen if any(m in line for m in marks)] == []
