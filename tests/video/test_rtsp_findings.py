@@ -43,6 +43,7 @@ STREAM = {
     "rtsp_unauthorized": "video.stream_auth",
     "rtsp_refused": "video.unavailable",
     "rtsp_unavailable": "video.unavailable",
+    "encoder_mismatch": "video.codec_mismatch",
 }
 CFG = Camera.model_validate(
     {
@@ -153,6 +154,8 @@ async def test_each_stream_fault_raises_its_finding(rig: Rig, fault: str) -> Non
         assert outcome.fps_measured == pytest.approx(10, rel=0.15)
     if fault in ("rtsp_refused", "rtsp_unavailable", "rtsp_unauthorized"):
         assert outcome.fps_measured is None  # never a rate that was not measured
+    if fault == "encoder_mismatch":
+        assert "video.resolution_mismatch" in problems  # sent at two thirds of the size
     if fault == "rtsp_unauthorized":
         assert outcome.stream_error is not None and "rtsp://" in outcome.stream_error
         assert "power" not in " ".join(problems)
