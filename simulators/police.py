@@ -40,12 +40,15 @@ _SCHEMA_BY_TOPIC = {
     "devices": "availability",
     "compliance": "compliance",
     "responses": "response",
+    "notices": "notice",
 }
+# command → schema of its result, checked inside a successful response
+_RESULT_SCHEMA = {"inspect": "inspection"}
 
 
 def load_validators(schema_dir: Path = DEFAULT_SCHEMAS) -> dict[str, Draft202012Validator]:
     out = {}
-    for name in set(_SCHEMA_BY_TOPIC.values()):
+    for name in set(_SCHEMA_BY_TOPIC.values()) | set(_RESULT_SCHEMA.values()):
         schema = json.loads((schema_dir / f"{name}.schema.json").read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
         out[name] = Draft202012Validator(schema)
@@ -76,6 +79,8 @@ class SiteView:
     compliance: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The latest retained state of each rectification notice, by notice_id."""
 
     def gaps(self) -> list[tuple[int, int]]:
         """Missing seq ranges between the lowest and the highest seen."""
@@ -221,6 +226,14 @@ class PolicePlatform:
             self.violations.append((topic, "unexpected topic"))
             return
         errors = sorted(self.validators[schema].iter_errors(body), key=lambda e: list(e.path))
+        result_schema = (
+            _RESULT_SCHEMA.get(str(body.get("command"))) if what == "responses" else None
+        )
+        if result_schema is not None and body.get("ok") is True:
+            errors += sorted(
+                self.validators[result_schema].iter_errors(body.get("result")),
+                key=lambda e: list(e.path),
+            )
         for err in errors:
             where = "/".join(str(p) for p in err.path) or "(root)"
             self.violations.append((topic, f"{where}: {err.message}"))
@@ -255,6 +268,10 @@ class PolicePlatform:
             view.status = body
         elif what == "responses":
             view.responses[str(body.get("request_id") or "_invalid")] = body
+        elif what == "notices" and len(rest) >= 3:
+            known = view.notices.get(rest[2])
+            if known is None or int(body.get("version", 0)) >= int(known.get("version", 0)):
+                view.notices[rest[2]] = body
         if self.on_message is not None:
             self.on_message(rec)
         async with self._changed:
@@ -363,6 +380,9 @@ def _line(rec: Received) -> str | None:
         return f"{t} [{rec.site}] compliance {b.get('overall')} {b.get('counts')}"
     if rec.kind == "responses":
         return f"{t} [{rec.site}] response {b.get('request_id')} ok={b.get('ok')}"
+    if rec.kind == "notices":
+        late = " overdue" if b.get("overdue") else ""
+        return f"{t} [{rec.site}] notice {b.get('notice_id')} {b.get('state')}{late}"
     return None
 
 
