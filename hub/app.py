@@ -116,6 +116,9 @@ class Hub:
         from hub.linkage.service import start_linkage
 
         await start_linkage(self, stack)
+        from hub.notices.service import start_notices
+
+        await start_notices(self, stack)
         await self._start_gb28181(stack)
 
     async def _start_gb28181(self, stack: AsyncExitStack) -> None:

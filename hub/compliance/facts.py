@@ -33,6 +33,7 @@ from hub.store.models import (
 )
 from hub.store.writer import iso, now_utc
 
+from .notice_facts import NoticeFacts, load_notice_facts
 from .outcome import parse_time
 
 #: ``device_state.detail`` keys the rules read; a snapshot keeps them for past reports.
@@ -216,6 +217,7 @@ class Facts:
     events: list[EventFacts] = field(default_factory=list)
     linkage: list[LinkageFacts] = field(default_factory=list)
     records: list[RecordFacts] = field(default_factory=list)
+    notices: list[NoticeFacts] = field(default_factory=list)
     audit: AuditFacts | None = None
     link: LinkFacts | None = None
     history_start: datetime | None = None
@@ -293,6 +295,7 @@ async def load_facts(
         facts.events = events
         facts.linkage = linkage
         facts.records = await _records(conn, t)
+        facts.notices = await load_notice_facts(conn, t)
         starts = [
             (await conn.execute(select(func.min(AuditLog.at)))).scalar(),
             (await conn.execute(select(func.min(Event.received_at)))).scalar(),
@@ -656,6 +659,7 @@ __all__ = [
     "LinkFacts",
     "LinkStatus",
     "LinkageFacts",
+    "NoticeFacts",
     "PreviousResult",
     "RecordFacts",
     "load_facts",

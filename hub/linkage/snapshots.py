@@ -228,9 +228,15 @@ class SnapshotStore:
         )
 
     def attachment(
-        self, snap: StoredSnapshot, data: bytes, *, now: datetime | None = None
+        self,
+        snap: StoredSnapshot,
+        data: bytes,
+        *,
+        now: datetime | None = None,
+        inline_max_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """The update's attachment: inline base64 up to the configured size, else a URL."""
+        """The update's attachment: inline base64 up to the configured size (or the given
+        one; negative for never), else a URL."""
         item: dict[str, Any] = {
             "camera_id": snap.camera_id,
             "taken_at": iso(snap.taken_at),
@@ -238,7 +244,8 @@ class SnapshotStore:
             "bytes": snap.size,
             "sha256": snap.sha256,
         }
-        if snap.size <= self.inline_max_bytes:
+        limit = self.inline_max_bytes if inline_max_bytes is None else inline_max_bytes
+        if snap.size <= limit:
             item["data_base64"] = base64.b64encode(data).decode("ascii")
         else:
             expires = (now or datetime.now(UTC)) + self.url_ttl

@@ -265,3 +265,37 @@ class VideoBaseline(Base):
     camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     learned_at: Mapped[datetime]
     data: Mapped[bytes] = mapped_column()
+
+
+class Notice(Base):
+    """A rectification notice (整改通知) from the police, and where it stands."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    finding: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[datetime] = mapped_column(index=True)
+    officer: Mapped[JsonDict]
+    item: Mapped[JsonDict | None]
+    terms: Mapped[JsonDict]
+    """The issuing command's terms: a repeated issue must match them."""
+    issued_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    overdue_published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class NoticeStep(Base):
+    """One step of a notice (issued, answered, rejected, accepted, overdue), in order."""
+
+    __tablename__ = "notice_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(128))
+    via: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[JsonDict]

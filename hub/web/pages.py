@@ -21,6 +21,7 @@ from hub.web.api import (
     compliance_result,
     event_filter,
     login,
+    notice_summary,
     record_json,
     set_session_cookie,
 )
@@ -242,7 +243,14 @@ async def console(request: web.Request) -> web.StreamResponse:
     snaps = await _snapshots_for(request, [e["event_id"] for e in items])
     floors, zones = _floors_zones(request)
     return render(
-        request, "console.html.j2", p, items=items, snaps=snaps, floors=floors, zones=zones
+        request,
+        "console.html.j2",
+        p,
+        items=items,
+        snaps=snaps,
+        floors=floors,
+        zones=zones,
+        notices=await notice_summary(request),
     )
 
 
@@ -388,6 +396,7 @@ async def compliance_page(request: web.Request) -> web.StreamResponse:
         p,
         report=report,
         day=day_text,
+        notices=await notice_summary(request),
         report_url="/api/v1/compliance/report.html?"
         + urlencode({**({"date": day_text} if day_text else {}), "lang": lang_of(request)}),
     )

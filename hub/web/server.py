@@ -190,7 +190,7 @@ async def api_errors(
 
 def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
     """The aiohttp application for ``hub`` (routes from the table, then the pages)."""
-    from hub.web import pages
+    from hub.web import notice_pages, pages
 
     app = web.Application(
         middlewares=[client_gone, security_headers, api_errors], client_max_size=1024**2
@@ -201,6 +201,7 @@ def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
     for ep in ENDPOINTS:
         app.router.add_route(ep.method, ep.path, guarded(compile_endpoint(ep, config)))
     pages.setup(app)
+    notice_pages.setup(app)
 
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]

@@ -246,7 +246,7 @@ async def test_compliance_report_json_and_html(
         assert report["schema"] == "mallhub/compliance-report/1"
         assert report["site"]["name"] == "测试商场"
         rules = {r["rule"]: r for r in report["rules"]}
-        assert len(rules) == 24
+        assert len(rules) == 25  # the catalogue and POL-NOTICE
         assert rules["VID-CLOCK"]["status"] == "fail"
         assert rules["VID-CLOCK"]["title"]["zh"] == "摄像机时钟同步"
         # Run from the command line the police link's state is not known (the hub's own

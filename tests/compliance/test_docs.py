@@ -24,4 +24,4 @@ def test_catalogue_lists_every_rule_with_its_source() -> None:
     assert "GB 50395 5.0.10†" in text and "GB 50394 5.2.4†" in text
     # The catalogue follows COMPLIANCE.md's order.
     ids = [r.id for r in RULES]
-    assert ids[0] == "VID-COVERAGE" and ids[-1] == "SYS-EMERGENCY" and len(ids) == 24
+    assert ids[0] == "VID-COVERAGE" and ids[-1] == "SYS-EMERGENCY" and len(ids) == 25

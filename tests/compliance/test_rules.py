@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 
 from hub.compliance.facts import LinkFacts
-from hub.store.models import AuditLog, Event, EventUpdate, Record
+from hub.store.models import AuditLog, Event, EventUpdate, Notice, NoticeStep, Record
 from tests.compliance.world import COVERED, GOOD_CAMERA, World, record, world
 
 Mutate = Callable[[World], Awaitable[None]]
@@ -319,6 +319,49 @@ async def _stale_register(w: World) -> None:
     await w.record(record("review", w.base - timedelta(days=40), "月度隐患排查"))
 
 
+def _notice(state: str, due_days: int) -> Mutate:
+    """A police notice issued ten days ago, now in ``state``, due ``due_days`` from now."""
+
+    async def go(w: World) -> None:
+        issued = w.base - timedelta(days=10)
+        await w.sql(
+            insert(Notice).values(
+                notice_id="ZG-1",
+                state=state,
+                finding="北门摄像机被遮挡",
+                deadline=w.base + timedelta(days=due_days),
+                officer={"name": "李警官"},
+                item={"item_id": "camera:cam-gate-1"},
+                terms={},
+                issued_at=issued,
+                updated_at=issued,
+                closed_at=w.base if state == "closed" else None,
+                version=1,
+                overdue_published=False,
+            )
+        )
+        steps = [("issued", "open", issued)]
+        if state != "open":
+            steps.append(("answered", "answered", issued + timedelta(days=1)))
+        if state in ("rejected", "closed"):
+            last = "rejected" if state == "rejected" else "accepted"
+            steps.append((last, state, issued + timedelta(days=2)))
+        for action, after, at in steps:
+            await w.sql(
+                insert(NoticeStep).values(
+                    notice_id="ZG-1",
+                    at=at,
+                    action=action,
+                    state=after,
+                    by="x",
+                    via="police",
+                    detail={},
+                )
+            )
+
+    return go
+
+
 def _broadcast_down(w: World) -> Awaitable[None]:
     return w.detail("bc-1", broadcast_ok=False)
 
@@ -591,6 +634,11 @@ CASES: list[Case] = [
     Case("training-old", "TRAIN-MONTHLY", "fail", _add("training", 45)),
     Case("no-training", "TRAIN-MONTHLY", "fail", _drop_records("training")),
     # HAZ-REGISTER
+    Case("no-notices", "POL-NOTICE", "pass"),
+    Case("notice-closed", "POL-NOTICE", "pass", _notice("closed", -2)),
+    Case("notice-open", "POL-NOTICE", "fail", _notice("open", 5), subject="notice:ZG-1"),
+    Case("notice-answered", "POL-NOTICE", "fail", _notice("answered", 5)),
+    Case("notice-overdue", "POL-NOTICE", "fail", _notice("rejected", -1), subject="notice:ZG-1"),
     Case("register-current", "HAZ-REGISTER", "pass"),
     Case("hazard-open-in-time", "HAZ-REGISTER", "pass", _hazard(5)),
     Case("hazard-overdue", "HAZ-REGISTER", "fail", _hazard(-2)),
@@ -634,6 +682,8 @@ def test_every_rule_has_pass_fail_and_unknown_cases() -> None:
         "DRILL-QUARTERLY": {"unknown"},
         "TRAIN-MONTHLY": {"unknown"},
         "HAZ-REGISTER": {"unknown"},
+        # Every notice the police sent is in the store: none is a fact, never unknown.
+        "POL-NOTICE": {"unknown"},
     }
     for rule in RULES:
         want = {"pass", "fail", "unknown"} - impossible.get(rule.id, set())

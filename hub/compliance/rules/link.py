@@ -15,6 +15,7 @@ from hub.compliance.rules.base import (
     fixed,
     history_covers,
     history_note,
+    when,
 )
 from hub.config import BroadcastAction, LinkageRule
 
@@ -256,6 +257,58 @@ def duty_ack(f: Facts) -> Outcome:
     )
 
 
+NOTICE_STATE_TEXT = {
+    "open": Text("待整改", "open"),
+    "answered": Text("已回复待民警确认", "answered, awaiting the officer"),
+    "rejected": Text("被民警退回", "rejected by the officer"),
+}
+
+
+def pol_notices(f: Facts) -> Outcome:
+    """Every rectification notice from the police is closed; an open one fails, an overdue
+    one (no answer by its deadline) fails as overdue."""
+    v = Verdicts()
+    closed = 0
+    for n in f.notices:
+        state = NOTICE_STATE_TEXT.get(n.state)
+        if state is None:
+            closed += 1
+            continue
+        overdue = n.state in ("open", "rejected") and f.at >= n.deadline
+        deadline = when(f.config, n.deadline)
+        v.evidence.append(
+            Evidence(
+                f"notice:{n.notice_id}",
+                "overdue" if overdue else "open",
+                n.state,
+                deadline,
+                False,
+                n.deadline if overdue else n.issued_at,
+            )
+        )
+        if overdue:
+            v.fail(
+                Text(
+                    f"整改通知 {n.notice_id} 已超过整改期限（{deadline}）未回复",
+                    f"notice {n.notice_id} is overdue: no answer by {deadline}",
+                ),
+                n.deadline,
+            )
+        else:
+            v.fail(
+                Text(
+                    f"整改通知 {n.notice_id} 未销号（{state.zh}，期限 {deadline}）",
+                    f"notice {n.notice_id} is open ({state.en}, deadline {deadline})",
+                ),
+                n.issued_at,
+            )
+    if closed:
+        return v.outcome(
+            Text(f"{closed} 份整改通知均已销号", f"all {closed} rectification notices closed")
+        )
+    return v.outcome(Text("无整改通知", "no rectification notices"))
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "POL-LINK",
@@ -276,6 +329,24 @@ RULES: tuple[Rule, ...] = (
             "the limit fails; when the hub is not running the rule is unknown.",
         ),
         pol_link,
+    ),
+    Rule(
+        "POL-NOTICE",
+        Text("公安整改通知按期整改销号", "Police rectification notices put right and closed"),
+        "S64 §二(二), §二(五)",
+        fixed(
+            "无未销号的整改通知；逾期未回复另行标明",
+            "no open rectification notice; an overdue one is marked as such",
+        ),
+        Text("公安下发的整改通知", "rectification notices from the police"),
+        Text(
+            "公安民警通过网上巡查下发的整改通知，在民警确认销号前（待整改、已回复、被退回）"
+            "均为不合格；超过整改期限仍未回复（待整改或被退回）的标明逾期，自期限起算。",
+            "A rectification notice from the police fails the rule until the officer closes "
+            "it (open, answered or rejected); one still without an answer past its deadline "
+            "(open or rejected) is marked overdue, failing since the deadline.",
+        ),
+        pol_notices,
     ),
     Rule(
         "BRD-READY",

@@ -20,6 +20,7 @@ from hub.web.api import (
     devices,
     events,
     live,
+    notices,
     records,
     service,
     session,
@@ -29,6 +30,7 @@ from hub.web.api import (
 )
 from hub.web.api.compliance import compliance_result
 from hub.web.api.events import event_filter
+from hub.web.api.notices import notice_summary
 from hub.web.api.records import record_json
 from hub.web.api.session import LoginRefused, authenticate, login, set_session_cookie
 from hub.web.routing import JSON, Endpoint
@@ -58,6 +60,7 @@ _ROUTES: tuple[Endpoint, ...] = (
     *snapshots.ROUTES,
     *compliance.ROUTES,
     *records.ROUTES,
+    *notices.ROUTES,
     *testmode.ROUTES,
     *users.ROUTES,
     *live.ROUTES,
@@ -77,6 +80,7 @@ __all__ = [
     "compliance_result",
     "event_filter",
     "login",
+    "notice_summary",
     "record_json",
     "set_session_cookie",
 ]
