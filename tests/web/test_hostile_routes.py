@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -52,6 +53,7 @@ SAMPLE = {
     "event_id": "01936c2e-0000-7000-8000-000000000000",
     "snapshot_id": "1",
     "record_id": "1",
+    "notice_id": "ZG-1",
     "name": "viewer",
     "token_id": "999",
     "target": "cam-gate-1",
@@ -277,6 +279,8 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/events/{event_id}": (),
     "/compliance": ("date",),
     "/records": (),
+    "/notices": (),
+    "/notices/{notice_id}": (),
     "/login": ("next",),
     "/lang/en": ("next",),
 }
@@ -301,9 +305,11 @@ async def test_every_page_survives_hostile_values(
             for name in params or ("event_id",) if "{" in page else params:
                 for v in values:
                     if name == "event_id":
-                        url = URL(
-                            page.replace("{event_id}", percent_encoded(v) or "x"), encoded=True
+                        # The path's one parameter (an event id, a notice id) is hostile.
+                        path = re.sub(r"\{[a-z_]+\}", "\0", page).replace(
+                            "\0", percent_encoded(v) or "x"
                         )
+                        url = URL(path, encoded=True)
                     else:
                         url = URL(f"{page}?{name}={percent_encoded(v)}", encoded=True)
                     async with s.get(url, allow_redirects=False) as r:

@@ -29,6 +29,8 @@ PAGES = {
     "/events/{event_id}",
     "/compliance",
     "/records",
+    "/notices",
+    "/notices/{notice_id}",
 }
 
 

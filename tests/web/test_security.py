@@ -28,6 +28,7 @@ SAMPLE = {
     "event_id": "01936c2e-0000-7000-8000-000000000000",
     "snapshot_id": "1",
     "record_id": "1",
+    "notice_id": "ZG-1",
     "name": "viewer",
     "token_id": "1",
     "target": "cam-gate-1",
