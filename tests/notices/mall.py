@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,3 +122,25 @@ async def health_settled(hub: Hub, cameras: tuple[str, ...] = ("cam-gate-1", "ca
         return len(rows) == len(cameras) and all("findings" in (d or {}) for _, d in rows)
 
     await wait_until(done, within=90, interval=0.2, what="first video checks")
+
+
+async def cameras_warm(hub: Hub, cameras: tuple[str, ...] = ("cam-gate-1", "cam-park-1")) -> None:
+    """Each simulated camera has given one picture through the hub's pool: the simulator
+    renders its scene once, on a loaded machine slowly, and the test is about what follows."""
+    from adapters.errors import AdapterError
+    from tests.support.wait import wait_until
+
+    pool = hub.parts["linkage"].cameras
+
+    async def ok(cam: str) -> bool:
+        try:
+            return bool(await pool.snapshot(cam))
+        except AdapterError:
+            return False
+
+    for cam in cameras:
+
+        def picture(c: str = cam) -> Awaitable[bool]:
+            return ok(c)
+
+        await wait_until(picture, within=90, interval=0.5, what=f"{cam} picture")
