@@ -30,17 +30,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.types import TypeEngine
 
 from hub.store.audit import GENESIS
+from hub.store.batch import BatchRows, Operation, OutboxMessage
+from hub.store.event_ops import PRIOR_COLUMNS, StoredEvent, StoreEvent, event_runs
 from hub.store.models import AuditLog, Base, Event, Outbox, UtcDateTime
-from hub.store.writer import (
-    PRIOR_COLUMNS,
-    BatchRows,
-    MarkPublished,
-    Operation,
-    OutboxMessage,
-    StoredEvent,
-    StoreEvent,
-    event_runs,
-)
+from hub.store.outbox_ops import MarkPublished
 
 FAST_OPS: Final = (StoreEvent, MarkPublished)
 

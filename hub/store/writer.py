@@ -5,6 +5,10 @@ log's hash chain is linear, and SQLite never sees two writers. Concurrent caller
 commit (group commit): while one transaction commits, the next batch gathers in the queue.
 A caller's ``submit`` returns only after its batch has committed, so an alarm is durable
 before anybody acknowledges it.
+
+The operations live by what they change (``event_ops``: events; ``outbox_ops``: the outbox
+and the audit log), what they work with in ``batch``; this module re-exports them, so
+``from hub.store.writer import UpdateEvent`` keeps working for the rest of the hub.
 """
 
 from __future__ import annotations
@@ -12,20 +16,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from hub.store.audit import GENESIS, chain_hash
-from hub.store.models import AuditLog, Event, EventUpdate, Outbox, Retained, StoreLock
+from hub.store.audit import GENESIS
+from hub.store.batch import BatchRows, Operation, OutboxMessage, WriteContext, dumps, iso, now_utc
+from hub.store.event_ops import (
+    PRIOR_COLUMNS,
+    PendingEvent,
+    StoredEvent,
+    StoreEvent,
+    UnknownEvent,
+    UpdateEvent,
+    event_runs,
+)
+from hub.store.fastpath import SqliteFastPath, fast_url
+from hub.store.models import AuditLog, Event, StoreLock
+from hub.store.outbox_ops import Audit, EnqueueMessage, MarkPublished, MarkReceipted, PruneOutbox
 from hub.tasks import stop_task
 
 log = logging.getLogger(__name__)
@@ -33,513 +48,6 @@ log = logging.getLogger(__name__)
 
 class StoreUnavailable(Exception):
     """The change could not be committed; the caller must not acknowledge it."""
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """An outbox row as the police link needs it."""
-
-    id: int
-    kind: str
-    topic: str
-    payload: str
-    retain: bool
-    priority: int
-    seq: int
-    event_id: str | None
-    receipt_required: bool = False
-    republish: bool = False
-    """Published before (a receipt is overdue), not new."""
-
-    @property
-    def order(self) -> tuple[int, int, int]:
-        return (self.priority, self.seq, self.id)
-
-
-class BatchRows:
-    """What one batch writes besides its own statements: the seq and audit-chain heads as
-    they advance, and the audit and outbox rows, inserted together when the batch ends (one
-    multi-row INSERT each), so a batch of a hundred alarms costs a handful of statements.
-
-    Pure bookkeeping, shared by the general path (``WriteContext``) and the SQLite fast path.
-    """
-
-    def __init__(self, now: datetime, seq: int, audit_head: str) -> None:
-        self.now = now
-        self.seq = seq
-        self.audit_head = audit_head
-        self._audit_rows: list[dict[str, Any]] = []
-        self._outbox_rows: list[dict[str, Any]] = []
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
-        h = chain_hash(self.audit_head, self.now, actor, action, subject, detail)
-        self._audit_rows.append(
-            {
-                "at": self.now,
-                "actor": actor,
-                "action": action,
-                "subject": subject,
-                "detail": detail,
-                "prev_hash": self.audit_head,
-                "hash": h,
-            }
-        )
-        self.audit_head = h
-
-    def add_outbox(
-        self,
-        *,
-        kind: str,
-        topic: str,
-        text: str,
-        priority: int,
-        seq: int = 0,
-        event_id: str | None = None,
-        retain: bool = False,
-        coalesce_key: str | None = None,
-        receipt_required: bool = False,
-    ) -> None:
-        """Queue an outbox row (``text`` is the serialised payload)."""
-        self._outbox_rows.append(
-            {
-                "kind": kind,
-                "topic": topic,
-                "payload": text,
-                "retain": retain,
-                "priority": priority,
-                "seq": seq,
-                "event_id": event_id,
-                "coalesce_key": coalesce_key,
-                "created_at": self.now,
-                "publish_count": 0,
-                "receipt_required": receipt_required,
-            }
-        )
-
-    def take_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The gathered (audit rows, outbox rows), handed over once."""
-        audit, self._audit_rows = self._audit_rows, []
-        outbox, self._outbox_rows = self._outbox_rows, []
-        return audit, outbox
-
-    @staticmethod
-    def messages(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> list[OutboxMessage]:
-        return [
-            OutboxMessage(
-                i,
-                r["kind"],
-                r["topic"],
-                r["payload"],
-                r["retain"],
-                r["priority"],
-                r["seq"],
-                r["event_id"],
-                r["receipt_required"],
-            )
-            for i, r in zip(ids, rows, strict=True)
-        ]
-
-
-class WriteContext(BatchRows):
-    """What an operation may do inside the writer's transaction (the general path)."""
-
-    def __init__(self, session: AsyncSession, now: datetime, seq: int, audit_head: str) -> None:
-        super().__init__(now, seq, audit_head)
-        self.session = session
-
-    async def enqueue(
-        self,
-        *,
-        kind: str,
-        topic: str,
-        payload: dict[str, Any],
-        priority: int,
-        seq: int = 0,
-        event_id: str | None = None,
-        retain: bool = False,
-        coalesce_key: str | None = None,
-        receipt_required: bool = False,
-    ) -> None:
-        """Add a message to the outbox (replacing an unpublished one with the same key)."""
-        text = dumps(payload)
-        if coalesce_key is not None:
-            self._outbox_rows = [r for r in self._outbox_rows if r["coalesce_key"] != coalesce_key]
-            await self.session.execute(
-                delete(Outbox).where(
-                    Outbox.coalesce_key == coalesce_key, Outbox.published_at.is_(None)
-                )
-            )
-        if retain:
-            await self.session.merge(Retained(topic=topic, payload=text, updated_at=self.now))
-        self.add_outbox(
-            kind=kind,
-            topic=topic,
-            text=text,
-            priority=priority,
-            seq=seq,
-            event_id=event_id,
-            retain=retain,
-            coalesce_key=coalesce_key,
-            receipt_required=receipt_required,
-        )
-
-    async def flush_rows(self) -> list[OutboxMessage]:
-        """Insert the collected audit and outbox rows; return the new outbox messages."""
-        audit, rows = self.take_rows()
-        if audit:
-            await self.session.execute(insert(AuditLog), audit)
-        if not rows:
-            return []
-        ids = (
-            await self.session.execute(
-                insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), rows
-            )
-        ).scalars()
-        return self.messages(list(ids), rows)
-
-
-class Operation(Protocol):
-    async def apply(self, ctx: WriteContext) -> Any: ...
-
-
-@dataclass(slots=True)
-class PendingEvent:
-    """An event ready to store: everything but its ``seq``."""
-
-    event_id: str
-    kind: str
-    category: str
-    priority: int
-    device_id: str | None
-    occurred_at: datetime
-    received_at: datetime
-    source: dict[str, Any]
-    detail: dict[str, Any]
-    device_state: str | None
-    dedupe_key: str | None
-    dedupe_since: datetime | None
-    test_mode: bool
-    message: dict[str, Any]
-    topic: str
-    receipt_required: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    event_id: str
-    seq: int
-    kind: str
-    category: str
-    priority: int
-    device_id: str | None
-    received_at: datetime
-    message: dict[str, Any]
-    duplicate: bool = False
-
-
-@dataclass(slots=True)
-class StoreEvent:
-    event: PendingEvent
-
-    async def apply(self, ctx: WriteContext) -> StoredEvent:
-        return (await StoreEvent.apply_many(ctx, [self]))[0]
-
-    @staticmethod
-    async def apply_many(ctx: WriteContext, ops: Sequence[StoreEvent]) -> list[StoredEvent]:
-        """Store a batch of events: one duplicate lookup and one INSERT per table."""
-        keys = {op.event.dedupe_key for op in ops if op.event.dedupe_key is not None}
-        known: dict[str, StoredEvent] = {}
-        if keys:
-            found = await ctx.session.execute(
-                select(*PRIOR_COLUMNS).where(Event.dedupe_key.in_(keys))
-            )
-            for ev_id, seq, kind, cat, prio, dev, rec, msg, key in found:
-                prior = StoredEvent(ev_id, seq, kind, cat, prio, dev, rec, msg, duplicate=True)
-                StoreEvent.remember(known, prior, str(key))
-        results, rows = StoreEvent.plan(ctx, ops, known)
-        if rows:
-            await ctx.session.execute(insert(Event), rows)
-        return results
-
-    @staticmethod
-    def remember(known: dict[str, StoredEvent], prior: StoredEvent, key: str) -> None:
-        """Keep the latest stored event per dedupe key."""
-        held = known.get(key)
-        if held is None or prior.received_at > held.received_at:
-            known[key] = prior
-
-    @staticmethod
-    def plan(
-        rows_ctx: BatchRows, ops: Sequence[StoreEvent], known: dict[str, StoredEvent]
-    ) -> tuple[list[StoredEvent], list[dict[str, Any]]]:
-        """Decide each event of a batch (new, or a repeat of ``known`` or of an earlier one
-        in the batch), give the new ones their seq, and gather their outbox and audit rows.
-        Returns the results in order and the event rows to insert."""
-        batch: dict[str, StoredEvent] = {}
-        results: list[StoredEvent] = []
-        rows: list[dict[str, Any]] = []
-        for op in ops:
-            ev = op.event
-            key = ev.dedupe_key
-            if key is not None:
-                if key in batch:
-                    results.append(replace(batch[key], duplicate=True))
-                    continue
-                prior = known.get(key)
-                if prior is not None and (
-                    ev.dedupe_since is None or prior.received_at >= ev.dedupe_since
-                ):
-                    results.append(prior)
-                    continue
-            seq = rows_ctx.next_seq()
-            message = {**ev.message, "seq": seq}
-            rows.append(
-                {
-                    "event_id": ev.event_id,
-                    "seq": seq,
-                    "kind": ev.kind,
-                    "category": ev.category,
-                    "priority": ev.priority,
-                    "device_id": ev.device_id,
-                    "occurred_at": ev.occurred_at,
-                    "received_at": ev.received_at,
-                    "source": ev.source,
-                    "detail": ev.detail,
-                    "device_state": ev.device_state,
-                    "dedupe_key": key,
-                    "test_mode": ev.test_mode,
-                    "state": "new",
-                    "update_seq": 0,
-                    "message": message,
-                }
-            )
-            rows_ctx.add_outbox(
-                kind="event",
-                topic=ev.topic,
-                text=dumps(message),
-                priority=ev.priority,
-                seq=seq,
-                event_id=ev.event_id,
-                receipt_required=ev.receipt_required,
-            )
-            rows_ctx.audit(
-                "hub",
-                "event.stored",
-                ev.event_id,
-                {"seq": seq, "kind": ev.kind, "device_id": ev.device_id, "source": ev.source},
-            )
-            stored = StoredEvent(
-                ev.event_id,
-                seq,
-                ev.kind,
-                ev.category,
-                ev.priority,
-                ev.device_id,
-                ev.received_at,
-                message,
-            )
-            if key is not None:
-                batch[key] = stored
-            results.append(stored)
-        return results, rows
-
-
-def event_runs(ops: Sequence[Operation]) -> Iterator[list[StoreEvent] | Operation]:
-    """The operations in order, each run of consecutive ``StoreEvent``s gathered into one
-    list: events are stored together, everything else one by one."""
-    for is_event, run in itertools.groupby(ops, key=lambda op: isinstance(op, StoreEvent)):
-        if is_event:
-            yield [op for op in run if isinstance(op, StoreEvent)]
-        else:
-            yield from run
-
-
-PRIOR_COLUMNS = (
-    Event.event_id,
-    Event.seq,
-    Event.kind,
-    Event.category,
-    Event.priority,
-    Event.device_id,
-    Event.received_at,
-    Event.message,
-    Event.dedupe_key,
-)
-"""What a duplicate's result needs of the stored event (the StoredEvent fields, then the key)."""
-
-
-class UnknownEvent(LookupError):
-    """An update named an event the store does not have."""
-
-
-@dataclass(slots=True)
-class UpdateEvent:
-    """Record a change to an event and queue the update message for the police."""
-
-    event_id: str
-    topic: str
-    site_id: str
-    changes: dict[str, Any]
-    """Any of: state (dict), attachments (list), linkage (list)."""
-    actor: str = "hub"
-    audit_action: str | None = None
-
-    async def apply(self, ctx: WriteContext) -> dict[str, Any]:
-        row = (
-            await ctx.session.execute(select(Event).where(Event.event_id == self.event_id))
-        ).scalar_one_or_none()
-        if row is None:
-            raise UnknownEvent(self.event_id)
-        row.update_seq += 1
-        state = self.changes.get("state")
-        if isinstance(state, dict):
-            row.state = str(state["state"])
-            row.state_at = ctx.now
-            row.state_by = state.get("by")
-            row.state_via = state.get("via")
-            if "disposition" in state:
-                row.disposition = state["disposition"]
-            if "note" in state:
-                row.note = state["note"]
-        message: dict[str, Any] = {
-            "schema": "mallhub/event-update/1",
-            "event_id": self.event_id,
-            "update_seq": row.update_seq,
-            "site_id": self.site_id,
-            "ts": iso(ctx.now),
-            **self.changes,
-        }
-        ctx.session.add(
-            EventUpdate(
-                event_id=self.event_id,
-                update_seq=row.update_seq,
-                created_at=ctx.now,
-                message=message,
-            )
-        )
-        await ctx.enqueue(
-            kind="update",
-            topic=self.topic,
-            payload=message,
-            priority=row.priority,
-            seq=row.seq,
-            event_id=self.event_id,
-        )
-        if self.audit_action:
-            ctx.audit(self.actor, self.audit_action, self.event_id, self.changes)
-        return message
-
-
-@dataclass(slots=True)
-class EnqueueMessage:
-    kind: str
-    topic: str
-    payload: dict[str, Any]
-    priority: int
-    retain: bool = False
-    coalesce_key: str | None = None
-
-    async def apply(self, ctx: WriteContext) -> None:
-        await ctx.enqueue(
-            kind=self.kind,
-            topic=self.topic,
-            payload=self.payload,
-            priority=self.priority,
-            retain=self.retain,
-            coalesce_key=self.coalesce_key,
-        )
-
-
-@dataclass(slots=True)
-class MarkPublished:
-    outbox_ids: Sequence[int]
-    event_ids: Sequence[str]
-    at: datetime | None = None
-    """When the broker acknowledged them; the commit time if not given."""
-
-    async def apply(self, ctx: WriteContext) -> None:
-        at = self.at or ctx.now
-        await ctx.session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(self.outbox_ids))
-            .values(published_at=at, publish_count=Outbox.publish_count + 1)
-        )
-        if self.event_ids:
-            await ctx.session.execute(
-                update(Event)
-                .where(Event.event_id.in_(self.event_ids), Event.first_published_at.is_(None))
-                .values(first_published_at=at)
-            )
-
-
-@dataclass(slots=True)
-class MarkReceipted:
-    event_id: str
-    by: str
-    received_at: datetime | None
-
-    async def apply(self, ctx: WriteContext) -> bool:
-        res = await ctx.session.execute(
-            update(Event)
-            .where(Event.event_id == self.event_id, Event.receipted_at.is_(None))
-            .values(receipted_at=ctx.now, receipted_by=self.by[:128])
-        )
-        await ctx.session.execute(
-            update(Outbox)
-            .where(
-                Outbox.event_id == self.event_id,
-                Outbox.kind == "event",
-                Outbox.receipted_at.is_(None),
-            )
-            .values(receipted_at=ctx.now)
-        )
-        return bool(getattr(res, "rowcount", 0))
-
-
-@dataclass(slots=True)
-class Audit:
-    actor: str
-    action: str
-    subject: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    async def apply(self, ctx: WriteContext) -> None:
-        ctx.audit(self.actor, self.action, self.subject, self.detail)
-
-
-@dataclass(slots=True)
-class PruneOutbox:
-    """Drop messages that are delivered (and receipted where required) and old enough."""
-
-    older_than: timedelta
-
-    async def apply(self, ctx: WriteContext) -> int:
-        cutoff = ctx.now - self.older_than
-        res = await ctx.session.execute(
-            delete(Outbox).where(
-                Outbox.published_at.is_not(None),
-                Outbox.published_at < cutoff,
-                (Outbox.receipt_required.is_(False)) | (Outbox.receipted_at.is_not(None)),
-            )
-        )
-        return int(getattr(res, "rowcount", 0) or 0)
-
-
-def iso(t: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and 'Z', the form every message uses."""
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def is_bad_input(exc: BaseException) -> bool:
@@ -582,9 +90,6 @@ class StoreWriter:
     """Owns all writes to the store. Use as an async context manager."""
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, fast: bool = True) -> None:
-        # Imported here: the fast path is built from this module's operations.
-        from hub.store.fastpath import SqliteFastPath, fast_url
-
         self.engine = engine
         url = fast_url(engine.url) if fast else None
         self.fast: SqliteFastPath | None = SqliteFastPath(url) if url is not None else None
@@ -807,3 +312,31 @@ class StoreWriter:
             res = self.on_health_change(healthy, error)
             if res is not None:
                 await res
+
+
+__all__ = [
+    "PRIOR_COLUMNS",
+    "Audit",
+    "BatchRows",
+    "CommitListener",
+    "EnqueueMessage",
+    "MarkPublished",
+    "MarkReceipted",
+    "Operation",
+    "OutboxListener",
+    "OutboxMessage",
+    "PendingEvent",
+    "PruneOutbox",
+    "StoreEvent",
+    "StoreUnavailable",
+    "StoreWriter",
+    "StoredEvent",
+    "UnknownEvent",
+    "UpdateEvent",
+    "WriteContext",
+    "dumps",
+    "event_runs",
+    "is_bad_input",
+    "iso",
+    "now_utc",
+]
