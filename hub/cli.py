@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import logging
-import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from hub import __version__
 from hub.config import ConfigError, SiteConfig, json_schema, load_config
+from hub.signals import stop_on_signals, wait_stop
 
 log = logging.getLogger("mallhub")
 
@@ -43,28 +42,6 @@ def _load(path: str) -> SiteConfig | None:
     except ConfigError as exc:
         _print_config_errors(path, exc)
         return None
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[asyncio.Event]:
-    """An event set by SIGTERM/SIGINT, installed before anything starts, so a signal that
-    arrives while the hub is still starting also leads to an orderly stop."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def wait_stop(stop: asyncio.Event, duration: float | None = None) -> None:
-    """Until ``stop`` is set, or ``duration`` seconds have passed."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(duration):
-            await stop.wait()
 
 
 async def _run(config: SiteConfig) -> int:

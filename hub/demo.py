@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from hub.broker import EmbeddedBroker, LocalMosquitto, free_port, mosquitto_path
 from hub.config import ConfigError, load_config
+from hub.signals import stop_on_signals, wait_stop
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -73,8 +74,6 @@ async def _child(
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from hub.cli import stop_on_signals
-
     if not DEMO_CONFIG.exists():
         print(
             f"mallhub demo: {DEMO_CONFIG} is missing (run from a source checkout)", file=sys.stderr
@@ -129,7 +128,6 @@ async def _demo(
     stop: asyncio.Event,
 ) -> int:
     from hub.app import Hub
-    from hub.cli import wait_stop
 
     async with AsyncExitStack() as stack:
         if args.broker:
