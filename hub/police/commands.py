@@ -9,10 +9,10 @@ again, and a retained copy (what the broker replays at every subscription) never
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from hub.commands import CommandRegistry
 from hub.police.incoming import (
     REQUEST_ID,
     CommandError,
@@ -35,8 +35,6 @@ MAX_COMMAND_BYTES = 64 * 1024
 MAX_PARSE_BYTES = 1024 * 1024
 RESPONSE_PRIORITY = 2
 
-CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
 
 class InboxCounters(Protocol):
     """Where the inbox counts what it handled (the link's state)."""
@@ -51,13 +49,19 @@ class PoliceInbox:
     """What arrives on ``<p>/receipts`` and ``<p>/commands/<name>``."""
 
     def __init__(
-        self, site_id: str, prefix: str, writer: StoreWriter, state: InboxCounters
+        self,
+        site_id: str,
+        prefix: str,
+        writer: StoreWriter,
+        state: InboxCounters,
+        handlers: CommandRegistry | None = None,
     ) -> None:
         self.site_id = site_id
         self.prefix = prefix
         self.writer = writer
         self.state = state
-        self.handlers: dict[str, CommandHandler] = {}
+        self.handlers = handlers if handlers is not None else CommandRegistry()
+        """What each command does (the services that carry them out register there)."""
         self.rejections = RejectionLog(log)
         """Bad receipts and commands by (topic kind, reason): counted, logged rarely."""
         self.answered = RecentRequests()

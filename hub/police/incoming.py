@@ -17,6 +17,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from hub.commands import CommandError as CommandError  # raised by handlers; re-exported
+
 MAX_DEPTH = 8
 """Receipts and commands are flat objects; anything nested deeper is not one of them."""
 MAX_STRING = 4096
@@ -24,15 +26,6 @@ MAX_STRING = 4096
 REPEAT_MEMORY = 4096
 """Request ids (and their answers) remembered to answer a repeat without running it."""
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class CommandError(Exception):
-    """A command could not be carried out; ``code`` goes into the error response."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Rejected(ValueError):

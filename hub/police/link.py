@@ -26,9 +26,10 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import __version__
+from hub.commands import CommandHandler, CommandRegistry
 from hub.config import SiteConfig
 from hub.police.brokers import BrokerRotation
-from hub.police.commands import CommandHandler, PoliceInbox
+from hub.police.commands import PoliceInbox
 from hub.police.incoming import CommandError
 
 __all__ = ["CommandError", "LinkState", "PoliceLink"]
@@ -84,6 +85,7 @@ class PoliceLink:
         writer: StoreWriter,
         *,
         started_at: datetime | None = None,
+        commands: CommandRegistry | None = None,
     ) -> None:
         self.config = config
         self.police = config.police
@@ -93,7 +95,9 @@ class PoliceLink:
         self.client_id = f"mallhub-{config.site.id}"
         self.started_at = started_at or now_utc()
         self.state = LinkState()
-        self.inbox = PoliceInbox(config.site.id, self.prefix, writer, self.state)
+        self.commands = commands if commands is not None else CommandRegistry()
+        """What each command does; the services that carry them out register there."""
+        self.inbox = PoliceInbox(config.site.id, self.prefix, writer, self.state, self.commands)
         self._wake = asyncio.Event()
         self._stopping = False
         self._client: aiomqtt.Client | None = None
@@ -137,8 +141,8 @@ class PoliceLink:
         self._task = None
 
     def register(self, name: str, handler: CommandHandler) -> None:
-        """Answer ``<p>/commands/<name>`` with ``handler``."""
-        self.inbox.handlers[name] = handler
+        """Answer ``<p>/commands/<name>`` with ``handler`` (see :class:`CommandRegistry`)."""
+        self.commands.register(name, handler)
 
     def _on_commit(self, pairs: Any) -> None:
         for op, _ in pairs:
