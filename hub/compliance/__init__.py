@@ -3,7 +3,8 @@ over config, device states and stored history, the service that keeps the retain
 summary current, records (drills, trainings, hazards, attestations) and reports."""
 
 from hub.compliance.engine import ComplianceResult, ComplianceService, evaluate
-from hub.compliance.facts import Facts, LinkFacts, load_facts
+from hub.compliance.facts import Facts, LinkFacts
+from hub.compliance.load import load_facts
 from hub.compliance.outcome import Evidence, Outcome, Text
 from hub.compliance.rules import RULES, RULES_BY_ID, Rule, required_guards
 

@@ -21,7 +21,7 @@ from hub.store import StoreUnavailable, StoreWriter, create_engine, safe_url, up
 from hub.store.writer import iso, now_utc
 
 from .engine import ComplianceResult, evaluate
-from .facts import load_facts
+from .load import load_facts
 from .records import (
     RECORD_KINDS,
     AddRecord,

@@ -21,17 +21,8 @@ from hub.store.models import ComplianceSnapshot
 from hub.store.writer import EnqueueMessage, StoreWriter, WriteContext, iso, now_utc
 from hub.tasks import stop_task
 
-from .facts import (
-    AuditChain,
-    Facts,
-    LinkFacts,
-    LinkStatus,
-    PreviousResult,
-    RecordFacts,
-    load_facts,
-    previous_from_body,
-    snapshot_facts,
-)
+from .facts import Facts, LinkFacts, LinkStatus, PreviousResult, RecordFacts
+from .load import AuditChain, load_facts, previous_from_body, snapshot_facts
 from .outcome import (
     Attestation,
     Counts,
@@ -381,7 +372,8 @@ class ComplianceService:
                     await self._poked.wait()
             self._poked.clear()
 
-    async def _link(self) -> LinkFacts | None:
+    async def link_facts(self) -> LinkFacts | None:
+        """The police link's facts now (None without a provider)."""
         if self.link_state_provider is None:
             return None
         status = self.link_state_provider()
@@ -395,7 +387,7 @@ class ComplianceService:
         """Evaluate now; store a snapshot and queue the summary if the outcome changed."""
         async with self._lock:
             at = self.clock()
-            link = await self._link()
+            link = await self.link_facts()
             audit = await self._audit.advance(self.engine, at)
             facts = await load_facts(
                 self.engine,

@@ -20,7 +20,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.compliance.engine import ComplianceResult, evaluate
-from hub.compliance.facts import Facts, LinkFacts, load_facts
+from hub.compliance.facts import Facts, LinkFacts
+from hub.compliance.load import load_facts
 from hub.compliance.records import AddRecord
 from hub.config import SiteConfig, parse_config
 from hub.events import kind_info, uuid7
