@@ -195,7 +195,7 @@ async def _hub_cycles(
             "video_concurrency": cfg.health.video_concurrency,
         }
         async with Hub(cfg) as hub:
-            health = hub.parts["health"]
+            health = hub.health
             assert isinstance(health, HealthService)
             ids = [c["id"] for c in data["devices"]["cameras"]]
             for label in ("cold", "warm"):

@@ -1,66 +1,140 @@
-"""The hub application: composes store, ingest, police link, drivers and web.
+"""The composition root: builds every part of one mall's hub with the collaborators it uses,
+and starts them in order.
 
-Every long-lived part is an async context manager entered on one ``AsyncExitStack``; leaving
-the stack stops them in reverse order: drivers stop accepting first, in-flight commits finish,
-the police link says "offline", the store closes last.
+Nothing else in the hub imports this module. Each service is given what it needs, by name
+and type: the store writer (or a :class:`~hub.store.recorder.Recorder` over it), the event
+bus, the site index, the config, the police link's status, the command registry, the
+running drivers. The wiring, in start order (``AsyncExitStack``; leaving it stops them in
+reverse: drivers stop accepting first, in-flight commits finish, the police link says
+"offline", the store closes last)::
+
+    store (engine, writer) ─┬─ ingest ◀── drivers (SIA receiver, cameras, broadcast)
+                            ├─ police link ◀── commands (ack, probe, snapshot, compliance)
+                            └─ maintenance
+    metrics ◀── writer, index, ingest, link state and refusals, SIA receiver, compliance
+    health ◀── writer, ingest, index, bus, link status, commands, drivers, metrics
+    compliance ◀── writer, link facts; pokes from health; results onto the bus
+    web ◀── WebDeps (config, engine, index, recorder, bus, link status, health,
+                     compliance, lifecycle, test mode, metrics)
+    test mode ◀── writer; ingest asks it whether a device is under test
+    lifecycle ◀── recorder, bus; answers ack
+    linkage ◀── recorder, bus, ingest, index, commands, the console's URL
+    notices ◀── writer, index, linkage's cameras and snapshots, compliance; answers
+                inspect and notice; handed to the web once started
+    GB/T 28181 uplink (when configured) ◀── config, stream URIs, device states, bus,
+                     lifecycle (ResetAlarm acknowledges), linkage's cameras (PTZ)
+
+A new service is built and entered here, after what it uses; a new police command is one
+``commands.register`` by the service that carries it out; something that must see every
+new event as soon as it is committed (an uplink to another platform) adds itself to
+``event_stored``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
+from adapters.alarm_panels import SiaReceiver
 from adapters.device_event import DeviceEvent
 from hub.bus import EventBus
+from hub.commands import CommandRegistry
+from hub.compliance import ComplianceService, LinkFacts
 from hub.config import SiteConfig
+from hub.drivers import Drivers, start_drivers
+from hub.health.service import HealthService
 from hub.ingest import Ingest
+from hub.linkage.lifecycle import Lifecycle
+from hub.linkage.service import LinkageService
+from hub.linkage.testmode import TestModeManager
 from hub.maintenance import Maintenance
-from hub.police.link import CommandError, PoliceLink
+from hub.metrics import Metrics
+from hub.notices.service import NoticeService
+from hub.police.link import PoliceLink
 from hub.site import SiteIndex
 from hub.store import StoreWriter, create_engine, safe_url, upgrade
+from hub.store.recorder import Recorder
 from hub.store.writer import (
-    Audit,
     Operation,
     StoredEvent,
     StoreEvent,
-    UnknownEvent,
     UpdateEvent,
     iso,
     now_utc,
 )
+from hub.web import WebService
+from hub.web.state import WebDeps
+
+if TYPE_CHECKING:
+    from hub.police.gb28181 import GbUplink
 
 log = logging.getLogger(__name__)
 
 STORE_STABLE_S = 2.0
 """How long the store must work again before an outage counts as over."""
 
+StoredListener = Callable[[StoredEvent], None]
+"""Called with each new (not duplicate) event right after its commit, in the writer's task:
+it must not block (hand the event to a queue of your own)."""
+
 
 class Hub:
-    """One mall's hub. ``async with Hub(config) as hub: await hub.serve_forever()``."""
+    """One mall's hub. ``async with Hub(config) as hub: await hub.serve_forever()``.
 
-    def __init__(self, config: SiteConfig, *, extra_parts: list[Any] | None = None) -> None:
+    After entering, every part is an attribute with its own type (``hub.health``,
+    ``hub.web``, ``hub.lifecycle``…), for the CLI, the demo and tests.
+    """
+
+    drivers: Drivers
+    maintenance: Maintenance
+    health: HealthService
+    compliance: ComplianceService
+    web: WebService
+    linkage: LinkageService
+    notices: NoticeService
+    gb28181: GbUplink | None = None
+    """The GB/T 28181 uplink (``police.gb28181``), when enabled."""
+
+    def __init__(self, config: SiteConfig) -> None:
         self.config = config
         self.index = SiteIndex(config)
         self.bus = EventBus()
         self.started_at: datetime = now_utc()
         self.engine = create_engine(config.storage.url())
         self.writer = StoreWriter(self.engine)
-        self.ingest = Ingest(config, self.index, self.writer)
-        self.police = PoliceLink(config, self.engine, self.writer, started_at=self.started_at)
         self.prefix = config.topic_prefix
-        self._stack = AsyncExitStack()
-        self._extra = extra_parts or []
-        self.parts: dict[str, Any] = {}
+        self.recorder = Recorder(self.writer, self.prefix, config.site.id)
+        self.ingest = Ingest(config, self.index, self.writer)
+        self.commands = CommandRegistry()
+        self.police = PoliceLink(
+            config, self.engine, self.writer, started_at=self.started_at, commands=self.commands
+        )
+        self.event_stored: list[StoredListener] = []
+        """Hooks for every new event once committed (see :data:`StoredListener`)."""
         self.writer.add_listener(self._publish_to_bus)
         self.writer.on_health_change = self._store_health
         self._store_failed_at: datetime | None = None
         self._store_error = ""
         self._store_recovery: asyncio.TimerHandle | None = None
-        self.police.register("ack", self._cmd_ack)
+        self._stack = AsyncExitStack()
+        # Built now, started later: the console is given them before they start, and the
+        # police link may send ``ack`` as soon as it is up.
+        self.metrics = Metrics()
+        self.testmode = TestModeManager(config, self.index, self.engine, self.writer.submit)
+        self.lifecycle = Lifecycle(config, self.recorder, self.bus)
+        self.commands.register("ack", self.lifecycle.cmd_ack)
+
+    @property
+    def sia(self) -> SiaReceiver:
+        """The SIA DC-09 receiver; LookupError when the config has no alarm panels."""
+        if self.drivers.sia is None:
+            raise LookupError("no SIA receiver: the config has no alarm panels")
+        return self.drivers.sia
 
     async def __aenter__(self) -> Self:
         stack = self._stack
@@ -70,10 +144,8 @@ class Hub:
             stack.push_async_callback(self.engine.dispose)
             await stack.enter_async_context(self.writer)
             await stack.enter_async_context(self.police)
-            self.parts["maintenance"] = await stack.enter_async_context(Maintenance(self.writer))
-            for part in self._extra:
-                await stack.enter_async_context(part)
-            await self._start_drivers(stack)
+            self.maintenance = await stack.enter_async_context(Maintenance(self.writer))
+            self.drivers = await start_drivers(self.config, self.ingest, stack)
             await self._start_services(stack)
         except BaseException:
             await stack.aclose()
@@ -88,37 +160,82 @@ class Hub:
     ) -> None:
         await self._stack.aclose()
 
-    async def _start_drivers(self, stack: AsyncExitStack) -> None:
-        """Start the device drivers the config asks for."""
-        from hub.drivers import start_drivers
-
-        await start_drivers(self, stack)
-
     async def _start_services(self, stack: AsyncExitStack) -> None:
-        """Start the parts that work on stored events and device states.
-
-        Each part registers itself in ``self.parts`` under its name; they talk to each other
-        through the bus and the store, never by calling each other directly.
-        """
-        from hub.health.service import HealthService
-        from hub.metrics import Metrics
-
-        metrics = Metrics()
-        metrics.attach(self)
-        self.parts["metrics"] = metrics
-        self.parts["health"] = await stack.enter_async_context(HealthService(self, metrics=metrics))
-        await self._start_compliance(stack)
-        # The console starts before linkage so snapshot URLs can name its real address; it
-        # looks the other parts up per request.
-        from hub.web import WebService
-
-        self.parts["web"] = await stack.enter_async_context(WebService(self))
-        from hub.linkage.service import start_linkage
-
-        await start_linkage(self, stack)
-        from hub.notices.service import start_notices
-
-        await start_notices(self, stack)
+        """Start the parts that work on stored events and device states."""
+        cfg = self.config
+        self.metrics.attach(
+            self.writer,
+            self.index,
+            self.ingest,
+            self.police.state,
+            self.police.inbox.rejections.counts,
+            self.drivers.sia,
+        )
+        self.health = await stack.enter_async_context(
+            HealthService(
+                cfg,
+                engine=self.engine,
+                writer=self.writer,
+                ingest=self.ingest,
+                index=self.index,
+                bus=self.bus,
+                link=self.police,
+                commands=self.commands,
+                drivers=self.drivers,
+                metrics=self.metrics,
+            )
+        )
+        self.compliance = await stack.enter_async_context(self._compliance())
+        self.commands.register("compliance", self.compliance.republish)
+        self.metrics.set_compliance(self.compliance)
+        self.health.add_change_listener(self.compliance.poke)
+        # The console starts before linkage so snapshot URLs can name its real address.
+        self.web = await stack.enter_async_context(
+            WebService(
+                WebDeps(
+                    config=cfg,
+                    engine=self.engine,
+                    index=self.index,
+                    recorder=self.recorder,
+                    bus=self.bus,
+                    link=self.police,
+                    health=self.health,
+                    compliance=self.compliance,
+                    lifecycle=self.lifecycle,
+                    testmode=self.testmode,
+                    metrics=self.metrics,
+                )
+            )
+        )
+        await stack.enter_async_context(self.testmode)
+        self.ingest.in_test_mode = self.testmode.is_active
+        await stack.enter_async_context(self.lifecycle)
+        self.linkage = await stack.enter_async_context(
+            LinkageService(
+                cfg,
+                index=self.index,
+                recorder=self.recorder,
+                bus=self.bus,
+                ingest=self.ingest,
+                commands=self.commands,
+                web_url=self.web.url,
+            )
+        )
+        assert self.linkage.snapshots is not None  # the linkage service has started
+        self.notices = await stack.enter_async_context(
+            NoticeService(
+                cfg,
+                self.index,
+                self.engine,
+                self.writer.submit,
+                pictures=self.linkage.cameras,
+                snapshots=self.linkage.snapshots,
+                compliance=self.compliance,
+            )
+        )
+        self.commands.register("inspect", self.notices.cmd_inspect)
+        self.commands.register("notice", self.notices.cmd_notice)
+        self.web.deps.notices = self.notices
         await self._start_gb28181(stack)
 
     async def _start_gb28181(self, stack: AsyncExitStack) -> None:
@@ -126,46 +243,45 @@ class Hub:
         gb = self.config.police.gb28181
         if gb is None or not gb.enabled:
             return
+        # Imported only when configured: most hubs have no uplink, and its SIP, MANSCDP and
+        # PS-muxing modules need not load at every start.
         from hub.police.gb28181 import GbUplink, LinkStateRecorder, ptz_through
 
-        health = self.parts["health"]
+        lifecycle = self.lifecycle
 
         async def acknowledge(event_id: str) -> None:
-            await self.acknowledge(event_id, by="police (GB/T 28181)", via="police")
+            await lifecycle.acknowledge(event_id, by="police (GB/T 28181)", via="police")
 
-        recorder = LinkStateRecorder(self.submit, self.ingest.ingest, gb)
-        uplink = GbUplink(
-            self.config,
-            stream_uris=self.index.stream_uris,
-            device_states=health.states,
-            acknowledge=acknowledge,
-            ptz=ptz_through(self.parts["linkage"].cameras),
-            on_link_state=recorder.record,
-            bus=self.bus,
+        recorder = LinkStateRecorder(self.writer.submit, self.ingest.ingest, gb)
+        self.gb28181 = await stack.enter_async_context(
+            GbUplink(
+                self.config,
+                stream_uris=self.index.stream_uris,
+                device_states=self.health.states,
+                acknowledge=acknowledge,
+                ptz=ptz_through(self.linkage.cameras),
+                on_link_state=recorder.record,
+                bus=self.bus,
+            )
         )
-        self.parts["gb28181"] = await stack.enter_async_context(uplink)
 
-    async def _start_compliance(self, stack: AsyncExitStack) -> None:
-        from hub.compliance import ComplianceService, LinkFacts
-
+    def _compliance(self) -> ComplianceService:
         link = self.police
+        receipts = self.config.police.receipts
 
         async def link_facts() -> LinkFacts:
             pending, oldest = await link.outbox_stats()
             s = link.state
-            return LinkFacts(
-                s.connected, s.last_receipt_at, pending, oldest, self.config.police.receipts
-            )
+            return LinkFacts(s.connected, s.last_receipt_at, pending, oldest, receipts)
 
         service = ComplianceService(self.config, self.engine, self.writer, link_facts)
         service.add_listener(lambda result: self.bus.publish("compliance", result))
-        self.parts["compliance"] = await stack.enter_async_context(service)
-        link.register("compliance", service.republish)
+        return service
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
 
-    # --- store helpers used by the parts ---------------------------------------------------
+    # --- store helpers for the CLI, the demo and tests ------------------------------------
 
     async def submit(self, op: Operation) -> Any:
         return await self.writer.submit(op)
@@ -183,20 +299,12 @@ class Hub:
         audit_action: str | None = None,
     ) -> dict[str, Any]:
         """Record a change to an event and queue the update message for the police."""
-        result: dict[str, Any] = await self.writer.submit(
-            UpdateEvent(
-                event_id,
-                f"{self.prefix}/updates",
-                self.config.site.id,
-                changes,
-                actor=actor,
-                audit_action=audit_action,
-            )
+        return await self.recorder.update_event(
+            event_id, changes, actor=actor, audit_action=audit_action
         )
-        return result
 
     async def audit(self, actor: str, action: str, subject: str, **detail: Any) -> None:
-        await self.writer.submit(Audit(actor, action, subject, dict(detail)))
+        await self.recorder.audit(actor, action, subject, **detail)
 
     async def acknowledge(
         self, event_id: str, *, by: str, via: str, note: str | None = None
@@ -205,31 +313,15 @@ class Hub:
 
         The alarm lifecycle owns the transition (checked inside the store's transaction).
         """
-        result: dict[str, Any] = await self.parts["lifecycle"].acknowledge(
-            event_id, by=by, via=via, note=note
-        )
-        return result
-
-    async def _cmd_ack(self, body: dict[str, Any]) -> dict[str, Any]:
-        event_id = body.get("event_id")
-        by = body.get("by")
-        note = body.get("note")
-        if not isinstance(event_id, str) or not event_id:
-            raise CommandError("invalid", "event_id (string) is required")
-        if not isinstance(by, str) or not by:
-            raise CommandError("invalid", "by (string) is required")
-        if note is not None and not isinstance(note, str):
-            raise CommandError("invalid", "note must be a string")
-        try:
-            return await self.acknowledge(event_id, by=by[:128], via="police", note=note)
-        except UnknownEvent as exc:
-            raise CommandError("not_found", f"no event {event_id}") from exc
+        return await self.lifecycle.acknowledge(event_id, by=by, via=via, note=note)
 
     def _publish_to_bus(self, pairs: Any) -> None:
         for op, result in pairs:
             if isinstance(op, StoreEvent) and isinstance(result, StoredEvent):
                 if not result.duplicate:
                     self.bus.publish("event", result)
+                    for listener in self.event_stored:
+                        listener(result)
             elif isinstance(op, UpdateEvent):
                 self.bus.publish("update", result)
 

@@ -232,6 +232,4 @@ async def _console_login(hub: Hub) -> None:
         await hub.submit(
             UpdateUser("demo", "demo", role="admin", disabled=False, password_hash=hashed)
         )
-    web = hub.parts.get("web")
-    url = str(web.url) if web is not None else "(web console not running)"
-    print(f"  console: {url}  user: demo  password (this run only): {password}", flush=True)
+    print(f"  console: {hub.web.url}  user: demo  password (this run only): {password}", flush=True)

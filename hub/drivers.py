@@ -1,23 +1,27 @@
-"""Wires the device drivers the config asks for into the hub."""
+"""Starts the device drivers the config asks for; what they report goes to ``ingest``.
+
+:func:`start_drivers` returns the running drivers as :class:`Drivers`, which the composition
+root (``hub.app``) hands to the services that use them (health probes, metrics).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from adapters.alarm_panels import AccountConfig, ReceiverLimits, SiaReceiver, parse_key
 from adapters.broadcast import BroadcastDriver, ControllerConfig, ZoneConfig, make_driver
+from adapters.device_event import IngestFn
 from adapters.errors import AdapterError
 from adapters.onvif.driver import OnvifCamera
 from adapters.onvif.events import PullPointSubscriber
 from hub.config import BroadcastController, Camera, SiteConfig
-
-if TYPE_CHECKING:
-    from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +78,27 @@ def broadcast_driver(cfg: BroadcastController) -> BroadcastDriver:
     )
 
 
-async def start_drivers(hub: Hub, stack: AsyncExitStack) -> None:
+@dataclass(frozen=True, slots=True)
+class Drivers:
+    """The running drivers, for the services that look at them."""
+
+    sia: SiaReceiver | None = None
+    """The SIA DC-09 receiver (None without alarm panels)."""
+    cameras: Mapping[str, OnvifCamera] = field(default_factory=dict)
+    """Camera id → its driver, shared with the health probes."""
+    camera_events: Mapping[str, PullPointSubscriber] = field(default_factory=dict)
+    """Camera id → its event subscription, once it runs."""
+
+
+async def start_drivers(config: SiteConfig, ingest: IngestFn, stack: AsyncExitStack) -> Drivers:
     """Enter every configured driver on ``stack`` (stopped in reverse order)."""
-    cfg = hub.config
+    cfg = config
+    receiver: SiaReceiver | None = None
     if cfg.devices.alarm_panels:
         rc = cfg.alarm_receiver
         receiver = SiaReceiver(
             sia_accounts(cfg),
-            hub.ingest,
+            ingest,
             receiver_device_id=SIA_RECEIVER_ID,
             host=rc.host,
             tcp_port=rc.tcp_port,
@@ -93,7 +110,6 @@ async def start_drivers(hub: Hub, stack: AsyncExitStack) -> None:
             ),
         )
         await stack.enter_async_context(receiver)
-        hub.parts["sia"] = receiver
         log.info(
             "SIA DC-09 receiver on %s tcp/%d%s for %d panel(s)",
             rc.host,
@@ -101,7 +117,15 @@ async def start_drivers(hub: Hub, stack: AsyncExitStack) -> None:
             f" udp/{receiver.udp_port}" if receiver.udp_port else "",
             len(cfg.devices.alarm_panels),
         )
-    await start_cameras(hub, stack)
+    if not cfg.devices.cameras:
+        return Drivers(receiver)
+    cams = await stack.enter_async_context(CameraDrivers(cfg, ingest))
+    log.info(
+        "%d camera(s), %d with event subscriptions",
+        len(cams.cameras),
+        sum(1 for c in cfg.devices.cameras if c.events),
+    )
+    return Drivers(receiver, cams.cameras, cams.subscribers)
 
 
 # --- cameras ---------------------------------------------------------------------------------
@@ -116,12 +140,14 @@ class CameraDrivers:
     some cameras slow down once a subscription exists).
     """
 
-    def __init__(self, hub: Hub, *, backoff_max_s: float = 120.0) -> None:
-        self.hub = hub
-        timeout = hub.config.health.probe_timeout_s
-        self.configs = {c.id: c for c in hub.config.devices.cameras}
+    def __init__(
+        self, config: SiteConfig, ingest: IngestFn, *, backoff_max_s: float = 120.0
+    ) -> None:
+        self.ingest = ingest
+        timeout = config.health.probe_timeout_s
+        self.configs = {c.id: c for c in config.devices.cameras}
         self.cameras: dict[str, OnvifCamera] = {
-            c.id: camera_driver(c, timeout) for c in hub.config.devices.cameras
+            c.id: camera_driver(c, timeout) for c in config.devices.cameras
         }
         self.subscribers: dict[str, PullPointSubscriber] = {}
         self.backoff_max_s = backoff_max_s
@@ -163,20 +189,6 @@ class CameraDrivers:
                 log.debug("%s: not connected yet (%s)", cam.device_id, exc.message)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.backoff_max_s)
-        async with PullPointSubscriber(cam, self.hub.ingest) as sub:
+        async with PullPointSubscriber(cam, self.ingest) as sub:
             self.subscribers[cam.device_id] = sub
             await asyncio.Event().wait()  # until the hub stops
-
-
-async def start_cameras(hub: Hub, stack: AsyncExitStack) -> None:
-    """Cameras for the health probes and linkage; events through ``hub.ingest``."""
-    if not hub.config.devices.cameras:
-        return
-    drivers = await stack.enter_async_context(CameraDrivers(hub))
-    hub.parts["cameras"] = drivers.cameras
-    hub.parts["camera_events"] = drivers.subscribers
-    log.info(
-        "%d camera(s), %d with event subscriptions",
-        len(drivers.cameras),
-        sum(1 for c in hub.config.devices.cameras if c.events),
-    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,7 +32,11 @@ from hub.store.models import Event
 from hub.store.writer import MarkPublished, MarkReceipted, StoredEvent, StoreEvent
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from adapters.alarm_panels import SiaReceiver
+    from hub.ingest import Ingest
+    from hub.police.link import LinkState
+    from hub.site import SiteIndex
+    from hub.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ receipt or a republication for an event 10 000 events ago is no longer worth tim
 
 
 class Metrics:
-    """The hub's metrics. ``attach(hub)`` wires the live sources; ``render()`` scrapes."""
+    """The hub's metrics. ``attach(...)`` wires the live sources; ``render()`` scrapes."""
 
     content_type = CONTENT_TYPE
 
@@ -100,7 +105,8 @@ class Metrics:
         )
         self.outbox_depth: float | None = None
         self.outbox_oldest_age_s: float | None = None
-        self._hub: Hub | None = None
+        self._live_sources: _Sources | None = None
+        self._compliance: Any = None
         self._states: Callable[[], Mapping[str, str]] | None = None
         self._kinds: OrderedDict[str, str] = OrderedDict()
         self._published: OrderedDict[str, datetime] = OrderedDict()
@@ -112,10 +118,24 @@ class Metrics:
 
     # --- wiring ----------------------------------------------------------------------------
 
-    def attach(self, hub: Hub) -> None:
-        """Read the hub's live values at scrape time and follow its store commits."""
-        self._hub = hub
-        hub.writer.add_listener(self.on_commit)
+    def attach(
+        self,
+        writer: StoreWriter,
+        index: SiteIndex,
+        ingest: Ingest,
+        link: LinkState,
+        police_rejected: Mapping[tuple[str, str], int],
+        sia: SiaReceiver | None,
+    ) -> None:
+        """Read these live values at scrape time and follow the store's commits.
+
+        ``police_rejected`` counts refused receipts and commands by (topic, reason)."""
+        self._live_sources = _Sources(index, ingest, link, police_rejected, sia)
+        writer.add_listener(self.on_commit)
+
+    def set_compliance(self, service: Any) -> None:
+        """Export the compliance service's latest result (read at scrape time)."""
+        self._compliance = service
 
     def set_state_source(self, states: Callable[[], Mapping[str, str]]) -> None:
         """``states()`` maps device id → current state (the health service provides it)."""
@@ -189,8 +209,8 @@ class Metrics:
     # --- live values -----------------------------------------------------------------------
 
     def _live(self) -> Iterable[Metric]:
-        hub = self._hub
-        if self._states is not None and hub is not None:
+        src = self._live_sources
+        if self._states is not None and src is not None:
             g = GaugeMetricFamily(
                 "mallhub_device_state",
                 "1 for the device's current health state, 0 for the others.",
@@ -202,7 +222,7 @@ class Metrics:
                 labels=["device", "type", "floor", "zone", "role"],
             )
             for device_id, state in sorted(self._states().items()):
-                info = hub.index.device(device_id)
+                info = src.index.device(device_id)
                 loc = info.location
                 labels = [
                     device_id,
@@ -216,14 +236,14 @@ class Metrics:
                 up.add_metric(labels, 1.0 if state in ("online", "degraded") else 0.0)
             yield g
             yield up
-        if hub is not None:
+        if src is not None:
             ingested = CounterMetricFamily(
                 "mallhub_events_ingested", "Events stored, by kind.", labels=["kind"]
             )
-            for kind, n in sorted(hub.ingest.counts.items()):
+            for kind, n in sorted(src.ingest.counts.items()):
                 ingested.add_metric([kind], float(n))
             yield ingested
-            link = hub.police.state
+            link = src.link
             yield GaugeMetricFamily(
                 "mallhub_police_link_up",
                 "1 while the MQTT link to the police platform is connected.",
@@ -239,7 +259,7 @@ class Metrics:
                 "Receipts and commands from the police platform that were refused, by reason.",
                 labels=["topic", "reason"],
             )
-            for (topic, reason), n in sorted(hub.police.inbox.rejections.counts.items()):
+            for (topic, reason), n in sorted(src.police_rejected.items()):
                 rejected.add_metric([topic, reason], float(n))
             yield rejected
             if link.last_receipt_at is not None:
@@ -248,8 +268,7 @@ class Metrics:
                     "Unix time of the last receipt from the police platform.",
                     value=link.last_receipt_at.timestamp(),
                 )
-            sia = hub.parts.get("sia")
-            stats = getattr(sia, "stats", None)
+            stats = getattr(src.sia, "stats", None)
             rejections = getattr(stats, "rejections", None)
             if isinstance(rejections, Counter):
                 rej = CounterMetricFamily(
@@ -260,7 +279,7 @@ class Metrics:
                 for reason, n in sorted(rejections.items()):
                     rej.add_metric([str(reason)], float(n))
                 yield rej
-            yield from _compliance(hub.parts.get("compliance"))
+            yield from _compliance(self._compliance)
         if self.outbox_depth is not None:
             yield GaugeMetricFamily(
                 "mallhub_outbox_depth",
@@ -272,6 +291,15 @@ class Metrics:
                 "Age of the oldest waiting message (0 when none waits).",
                 value=self.outbox_oldest_age_s or 0.0,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    index: SiteIndex
+    ingest: Ingest
+    link: LinkState
+    police_rejected: Mapping[tuple[str, str], int]
+    sia: SiaReceiver | None
 
 
 def _remember(d: OrderedDict[str, Any], key: str, value: Any) -> None:

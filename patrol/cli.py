@@ -35,7 +35,7 @@ def _config(path: str) -> Any:
 
 
 async def _serve(config: Any, *, workers: int | None, web: bool) -> int:
-    from hub.cli import stop_on_signals, wait_stop
+    from hub.signals import stop_on_signals, wait_stop
     from patrol.models import StoreVersionError
     from patrol.service import PatrolService
 

@@ -75,7 +75,7 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, work: Path, specs: list[MallSpec]) -> int:
-    from hub.cli import stop_on_signals, wait_stop
+    from hub.signals import stop_on_signals, wait_stop
     from patrol.auth import add_user
     from patrol.config import parse_patrol_config
     from patrol.service import PatrolService

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,12 +26,16 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from adapters.broadcast import BroadcastDriver
 from adapters.device_event import DeviceEvent
 from adapters.onvif.driver import CameraProbe, OnvifCamera
 from adapters.onvif.video import Baseline
-from hub.config import AlarmPanel, BroadcastController, Camera
+from hub.commands import CommandError
+from hub.config import AlarmPanel, BroadcastController, Camera, SiteConfig
 from hub.drivers import broadcast_driver, camera_driver
+from hub.health.events import transition_events
 from hub.health.probes import (
     add_problems,
     camera_result,
@@ -43,7 +47,7 @@ from hub.health.probes import (
 )
 from hub.health.results import ProbeResult, Problem
 from hub.health.scheduler import Job, Scheduler
-from hub.health.state import DeviceHealth, State, Transition
+from hub.health.state import DeviceHealth, State
 from hub.health.store import (
     DOWNSAMPLE_AFTER,
     DOWNSAMPLE_BUCKET,
@@ -57,12 +61,17 @@ from hub.health.store import (
     oldest_probe,
 )
 from hub.health.video import VideoOutcome, VideoProbe
-from hub.police.link import CommandError
 from hub.store.writer import iso, now_utc
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from adapters.device_event import IngestFn
+    from hub.bus import EventBus
+    from hub.commands import CommandRegistry
+    from hub.drivers import Drivers
     from hub.metrics import Metrics
+    from hub.police.status import LinkStatus
+    from hub.site import SiteIndex
+    from hub.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +92,41 @@ class _Camera:
 
 
 class HealthService:
-    """``async with HealthService(hub):`` probes until the context exits."""
+    """``async with HealthService(...):`` probes until the context exits.
 
-    def __init__(self, hub: Hub, *, metrics: Metrics | None = None) -> None:
-        self.hub = hub
-        self.config = hub.config
-        self.health = hub.config.health
+    Reads devices through the running ``drivers`` (or its own camera drivers), the police
+    link through ``link``; writes probes and states through ``writer``, device events through
+    ``ingest``; publishes ``device_state`` on ``bus``; answers the ``probe`` command. Every
+    function given to :meth:`add_change_listener` is called when a device's state or reason
+    changes (the compliance service re-evaluates then).
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        engine: AsyncEngine,
+        writer: StoreWriter,
+        ingest: IngestFn,
+        index: SiteIndex,
+        bus: EventBus,
+        link: LinkStatus,
+        commands: CommandRegistry,
+        drivers: Drivers,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.health = config.health
+        self.engine = engine
+        self.writer = writer
+        self.ingest = ingest
+        self.index = index
+        self.bus = bus
+        self.link = link
+        self.commands = commands
+        self.drivers = drivers
         self.metrics = metrics
+        self._change_listeners: list[Callable[[], None]] = []
         self.machines: dict[str, DeviceHealth] = {}
         self.device_types: dict[str, str] = {}
         self.details: dict[str, dict[str, Any]] = {}
@@ -122,7 +159,7 @@ class HealthService:
         stack.callback(self._video_threads.shutdown, wait=False, cancel_futures=True)
         try:
             await self._load()
-            shared: Mapping[str, OnvifCamera] = self.hub.parts.get("cameras") or {}
+            shared: Mapping[str, OnvifCamera] = self.drivers.cameras
             h = self.health
             for c in self.config.devices.cameras:
                 driver = shared.get(c.id)
@@ -156,7 +193,7 @@ class HealthService:
                 self.metrics.set_state_source(self.states)
             sched = await stack.enter_async_context(self.scheduler)
             self._add_jobs(sched)
-            self.hub.police.register("probe", self._cmd_probe)
+            self.commands.register("probe", self._cmd_probe)
         except BaseException:
             await stack.aclose()
             raise
@@ -170,14 +207,18 @@ class HealthService:
     ) -> None:
         await self._stack.aclose()
 
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever a device's state or its reason changes."""
+        self._change_listeners.append(listener)
+
     async def _load(self) -> None:
         self._baselines: dict[str, Baseline] = {}
-        for cid, data in (await load_baselines(self.hub.engine)).items():
+        for cid, data in (await load_baselines(self.engine)).items():
             try:
                 self._baselines[cid] = Baseline.from_bytes(data)
             except ValueError as exc:
                 log.warning("%s: stored video baseline unreadable (%s); learning again", cid, exc)
-        self._stored = await load_states(self.hub.engine)
+        self._stored = await load_states(self.engine)
 
     def _machine(self, device_id: str, device_type: str) -> None:
         h = self.health
@@ -285,7 +326,7 @@ class HealthService:
 
     def _job_panel(self, pid: str) -> Any:
         async def run() -> None:
-            sia = self.hub.parts.get("sia")
+            sia = self.drivers.sia
             await self.apply(panel_result(sia, self._panels[pid], now_utc()))
 
         return run
@@ -305,7 +346,7 @@ class HealthService:
         at = now_utc()
         probe = await probe_camera_once(cam.driver, within=self.health.probe_timeout_s)
         if probe.stream_uri:
-            self.hub.index.set_stream_uri(cid, probe.stream_uri)
+            self.index.set_stream_uri(cid, probe.stream_uri)
         cam.last_probe = probe
         if probe.error is not None:
             cam.video_stale = True  # the picture must be looked at again once it is back
@@ -338,7 +379,7 @@ class HealthService:
         )
         if outcome.learned is not None:
             data = await asyncio.to_thread(outcome.learned.to_bytes)
-            await self.hub.submit(SaveBaseline(cid, data))
+            await self.writer.submit(SaveBaseline(cid, data))
             log.info("%s: learned the video baseline from %d frames", cid, outcome.frames)
         latest = cam.last_probe
         if latest is None or latest.error is not None:
@@ -356,7 +397,7 @@ class HealthService:
         await self.apply(result, device_type_label="camera_video")
 
     def _subscription_finding(self, cid: str, result: ProbeResult) -> None:
-        subs = self.hub.parts.get("camera_events") or {}
+        subs = self.drivers.camera_events
         sub = subs.get(cid)
         status = getattr(sub, "status", None)
         health = str(getattr(status, "health", ""))
@@ -377,7 +418,7 @@ class HealthService:
 
     async def _police(self) -> None:
         at = now_utc()
-        link = self.hub.police
+        link = self.link
         detail = await police_detail(
             link.state.connected,
             link.state.last_receipt_at,
@@ -388,10 +429,10 @@ class HealthService:
         self.police = detail
         if self.metrics is not None:
             self.metrics.set_outbox(detail.get("outbox_depth"), detail.get("outbox_oldest_age_s"))
-            await self.metrics.resolve(self.hub.engine)
+            await self.metrics.resolve(self.engine)
         if not link.state.connected and link.state.last_error:
             detail["last_error"] = link.state.last_error[:200]
-        await self.hub.submit(
+        await self.writer.submit(
             RecordProbe(POLICE_LINK_ID, at, bool(detail["connected"]), None, detail, None)
         )
         await self._police_fault(bool(detail["connected"]), link.state.last_error, at)
@@ -411,7 +452,7 @@ class HealthService:
             self._police_fails = 0
             since = self._police_down_since
             if since is not None:
-                await self.hub.ingest(
+                await self.ingest(
                     DeviceEvent(
                         "hub",
                         "fault.communication.restore",
@@ -427,7 +468,7 @@ class HealthService:
         if self._police_down_since is not None or self._police_fails < self.health.fail_threshold:
             return
         reason = (error or "not connected")[:200]
-        await self.hub.ingest(
+        await self.ingest(
             DeviceEvent(
                 "hub",
                 "fault.communication",
@@ -445,10 +486,10 @@ class HealthService:
         """Drop probes past retention; thin probes older than a day to one per hour."""
         now = now_utc()
         retention = timedelta(days=self.health.probe_retention_days)
-        deleted = await self.hub.submit(PruneProbes(retention))
+        deleted = await self.writer.submit(PruneProbes(retention))
         start = self._maintenance_mark
         if start is None:
-            start = await oldest_probe(self.hub.engine)
+            start = await oldest_probe(self.engine)
         end = _floor(now - DOWNSAMPLE_AFTER, DOWNSAMPLE_BUCKET)
         thinned = 0
         if start is not None:
@@ -456,7 +497,7 @@ class HealthService:
             while start < end:
                 # One bucket per operation keeps each write transaction short.
                 step = min(end, start + DOWNSAMPLE_BUCKET)
-                thinned += await self.hub.submit(DownsampleProbes(start, step))
+                thinned += await self.writer.submit(DownsampleProbes(start, step))
                 start = step
             self._maintenance_mark = end
         if deleted or thinned:
@@ -488,9 +529,9 @@ class HealthService:
         if transition is not None or changed_reason:
             availability = self._availability(trial, result)
         if transition is not None and self.device_types[did] != "alarm_panel":
-            for event in self._events(transition, machine, result):
-                await self.hub.ingest(event)
-        await self.hub.submit(
+            for event in transition_events(transition, machine, result):
+                await self.ingest(event)
+        await self.writer.submit(
             RecordProbe(
                 did,
                 result.at,
@@ -515,16 +556,15 @@ class HealthService:
             log.info(
                 "%s: %s → %s (%s)", did, transition.old, transition.new, transition.reason or "ok"
             )
-            self.hub.bus.publish("device_state", self.device(did) | {"previous": transition.old})
+            self.bus.publish("device_state", self.device(did) | {"previous": transition.old})
         if transition is not None or changed_reason:
-            compliance = self.hub.parts.get("compliance")
-            if compliance is not None:
-                compliance.poke()
+            for listener in self._change_listeners:
+                listener()
         async with self.state_changed:
             self.state_changed.notify_all()
 
     def _availability(self, m: DeviceHealth, result: ProbeResult) -> Availability:
-        info = self.hub.index.device(m.device_id)
+        info = self.index.device(m.device_id)
         loc = info.location
         payload: dict[str, Any] = {
             "schema": "mallhub/availability/1",
@@ -541,52 +581,6 @@ class HealthService:
         }
         topic = f"{self.config.topic_prefix}/devices/{m.device_id}/availability"
         return Availability(topic, payload)
-
-    def _events(
-        self, t: Transition, before: DeviceHealth, result: ProbeResult
-    ) -> list[DeviceEvent]:
-        kinds: list[str] = []
-        if t.new == "offline":
-            kinds.append("fault.device_offline")
-        elif t.new == "online":
-            if t.old == "offline":
-                kinds.append("info.device_online")
-            elif t.old == "degraded":
-                kinds.append(f"{t.fault_kind}.restore")
-        elif t.new == "degraded":
-            if t.old == "offline":
-                kinds.append("info.device_online")
-            kinds.append(t.fault_kind)
-        detail: dict[str, Any] = {
-            "previous_state": t.old,
-            "state": t.new,
-            "reason": t.reason,
-        }
-        if result.fix and t.new != "online":
-            detail["fix"] = result.fix
-        problems = [p for p in result.problems if not p.warning]
-        if problems and t.new == "degraded":
-            detail["problems"] = [p.as_dict() for p in problems]
-            findings = [
-                f
-                for f in result.detail.get("findings", [])
-                if f.get("ok") is False and not f.get("masked_by")
-            ]
-            if findings:
-                detail["findings"] = findings
-        since = before.since.isoformat() if before.since else "start"
-        return [
-            DeviceEvent(
-                t.device_id,
-                kind,
-                t.at,
-                source={"protocol": "health", "probe": result.device_type},
-                # A retry after a failed store repeats the same transition: same key.
-                dedupe_key=f"health:{t.device_id}:{t.old}>{t.new}:{since}:{kind}",
-                detail=detail,
-            )
-            for kind in kinds
-        ]
 
 
 def _floor(t: datetime, step: timedelta) -> datetime:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from sqlalchemy import select
 
 from hub.bus import Subscription
+from hub.commands import CommandError
 from hub.events import RESTORE_SUFFIX
 from hub.store.models import Event, EventUpdate
 from hub.store.writer import (
@@ -44,7 +45,9 @@ from hub.store.writer import (
 from hub.tasks import stop_task
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.bus import EventBus
+    from hub.config import SiteConfig
+    from hub.store.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +137,18 @@ class Escalate(UpdateEvent):
 class Lifecycle:
     """Acknowledge, close and escalate alarms. An async context manager (the hub enters it)."""
 
-    def __init__(self, hub: Hub, *, clock: Callable[[], datetime] = now_utc) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        config: SiteConfig,
+        recorder: Recorder,
+        bus: EventBus,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.recorder = recorder
+        self.bus = bus
         self.clock = clock
-        alarms = hub.config.alarms
+        alarms = config.alarms
         self.escalate_after = timedelta(seconds=alarms.escalate_after_s)
         self.max_escalations = alarms.max_escalations
         self.latch_kinds = tuple(alarms.latch_kinds)
@@ -151,7 +162,7 @@ class Lifecycle:
 
     async def __aenter__(self) -> Self:
         try:
-            self._sub = await self._stack.enter_async_context(self.hub.bus.subscribe("lifecycle"))
+            self._sub = await self._stack.enter_async_context(self.bus.subscribe("lifecycle"))
             await self._load_open_alarms()
             self._task = asyncio.create_task(self._run(), name="lifecycle")
         except BaseException:
@@ -175,6 +186,22 @@ class Lifecycle:
         return any(fnmatchcase(kind, p) for p in self.latch_kinds)
 
     # --- transitions ---------------------------------------------------------------------
+
+    async def cmd_ack(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The police platform's ``ack`` command: acknowledge one event for an officer."""
+        event_id = body.get("event_id")
+        by = body.get("by")
+        note = body.get("note")
+        if not isinstance(event_id, str) or not event_id:
+            raise CommandError("invalid", "event_id (string) is required")
+        if not isinstance(by, str) or not by:
+            raise CommandError("invalid", "by (string) is required")
+        if note is not None and not isinstance(note, str):
+            raise CommandError("invalid", "note must be a string")
+        try:
+            return await self.acknowledge(event_id, by=by[:128], via="police", note=note)
+        except UnknownEvent as exc:
+            raise CommandError("not_found", f"no event {event_id}") from exc
 
     async def acknowledge(
         self, event_id: str, *, by: str, via: str, note: str | None = None
@@ -234,11 +261,11 @@ class Lifecycle:
         audit_action: str,
     ) -> dict[str, Any]:
         try:
-            await self.hub.submit(
+            await self.recorder.submit(
                 Transition(
                     event_id,
-                    f"{self.hub.prefix}/updates",
-                    self.hub.config.site.id,
+                    self.recorder.updates_topic,
+                    self.recorder.site_id,
                     {"state": state},
                     actor=actor,
                     audit_action=audit_action,
@@ -254,7 +281,7 @@ class Lifecycle:
 
     async def _load_open_alarms(self) -> None:
         """After a restart, unacknowledged alarms keep escalating where they left off."""
-        async with self.hub.writer.sessions() as s:
+        async with self.recorder.sessions() as s:
             rows = (
                 await s.execute(
                     select(Event.event_id, Event.received_at).where(
@@ -307,7 +334,7 @@ class Lifecycle:
         base = restore.kind[: -len(RESTORE_SUFFIX)]
         if self.is_latching(base):
             return
-        async with self.hub.writer.sessions() as s:
+        async with self.recorder.sessions() as s:
             open_ids = (
                 await s.execute(
                     select(Event.event_id).where(
@@ -357,11 +384,11 @@ class Lifecycle:
         reason = f"not acknowledged within {after_s:g} s"
         now = self.clock()
         try:
-            await self.hub.submit(
+            await self.recorder.submit(
                 Escalate(
                     event_id,
-                    f"{self.hub.prefix}/updates",
-                    self.hub.config.site.id,
+                    self.recorder.updates_topic,
+                    self.recorder.site_id,
                     {
                         "escalation": {
                             "level": level,

@@ -25,12 +25,14 @@ from sqlalchemy import select
 from adapters.device_event import DeviceEvent
 from adapters.errors import AdapterError
 from hub.bus import Subscription
+from hub.commands import CommandError
 from hub.config import (
     BroadcastAction,
     LinkageRule,
     PtzAction,
     RelayAction,
     RenotifyAction,
+    SiteConfig,
     SnapshotAction,
 )
 from hub.events import uuid7
@@ -39,13 +41,16 @@ from hub.linkage.actions import Context, Outcome
 from hub.linkage.devices import BroadcastPool, CameraPool
 from hub.linkage.rules import EventFacts, parse_window, select_rules
 from hub.linkage.snapshots import SnapshotStore, load_or_create_secret, sniff_content_type
-from hub.police.link import CommandError
 from hub.store.models import Event
 from hub.store.writer import StoredEvent, now_utc
 from hub.tasks import stop_task
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.bus import EventBus
+    from hub.commands import CommandRegistry
+    from hub.ingest import Ingest
+    from hub.site import SiteIndex
+    from hub.store.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +62,32 @@ UNTIMED = frozenset({"renotify"})
 
 
 class LinkageService:
-    """Runs linkage rules. ``async with LinkageService(hub):`` (the hub does this)."""
+    """Runs linkage rules on the events stored (from ``bus``); records each action's outcome
+    on the event through ``recorder``; answers the ``snapshot`` command. ``web_url`` is the
+    console's address, for snapshot links when ``http.public_url`` is not set."""
 
     def __init__(
         self,
-        hub: Hub,
+        config: SiteConfig,
         *,
+        index: SiteIndex,
+        recorder: Recorder,
+        bus: EventBus,
+        ingest: Ingest,
+        commands: CommandRegistry,
+        web_url: str | None = None,
         cameras: CameraPool | None = None,
         broadcast: BroadcastPool | None = None,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
-        cfg = hub.config
-        self.hub = hub
+        cfg = config
+        self.config = config
+        self.index = index
+        self.recorder = recorder
+        self.bus = bus
+        self.ingest = ingest
+        self.commands = commands
+        self.web_url = web_url
         self.rules: list[LinkageRule] = list(cfg.linkage)
         self.clock = clock
         self.cameras = cameras or CameraPool({c.id: c for c in cfg.devices.cameras})
@@ -106,14 +125,11 @@ class LinkageService:
     async def __aenter__(self) -> Self:
         stack = self._stack
         try:
-            cfg = self.hub.config
+            cfg = self.config
             data_dir = cfg.storage.data_dir
             secret = await asyncio.to_thread(load_or_create_secret, data_dir)
             http = cfg.http
-            web = self.hub.parts.get("web")
-            public_url = http.public_url or (
-                str(web.url) if web is not None else f"http://{http.host}:{http.port}"
-            )
+            public_url = http.public_url or self.web_url or f"http://{http.host}:{http.port}"
             if http.public_url is None:
                 log.warning(
                     "http.public_url is not set: snapshots over %d bytes get URLs on %s, "
@@ -124,7 +140,7 @@ class LinkageService:
             self.snapshots = SnapshotStore(
                 data_dir,
                 secret,
-                self.hub.submit,
+                self.recorder.submit,
                 inline_max_bytes=cfg.police.inline_snapshot_max_bytes,
                 public_url=public_url,
                 url_ttl=timedelta(seconds=cfg.police.snapshot_url_ttl_s),
@@ -132,9 +148,9 @@ class LinkageService:
             await stack.enter_async_context(self.cameras)
             await stack.enter_async_context(self.broadcast)
             # Subscribe before returning: no event stored from now on is missed.
-            self._sub = await stack.enter_async_context(self.hub.bus.subscribe("linkage"))
+            self._sub = await stack.enter_async_context(self.bus.subscribe("linkage"))
             self._task = asyncio.create_task(self._run(), name="linkage")
-            self.hub.police.register("snapshot", self.cmd_snapshot)
+            self.commands.register("snapshot", self.cmd_snapshot)
         except BaseException:
             await stack.aclose()
             raise
@@ -184,9 +200,9 @@ class LinkageService:
                     if action.cameras == "linked":
                         cameras.update(
                             c
-                            for dev in self.hub.index.devices.values()
+                            for dev in self.index.devices.values()
                             if dev.type != "camera"
-                            for c in self.hub.index.linked_cameras(dev.id)
+                            for c in self.index.linked_cameras(dev.id)
                         )
                     else:
                         cameras.update(action.cameras)
@@ -208,13 +224,13 @@ class LinkageService:
         camera_id = body.get("camera_id")
         if not isinstance(camera_id, str) or not camera_id:
             raise CommandError("invalid", "camera_id (string) is required")
-        if camera_id not in self.hub.index.devices or camera_id not in {
-            c.id for c in self.hub.config.devices.cameras
+        if camera_id not in self.index.devices or camera_id not in {
+            c.id for c in self.config.devices.cameras
         }:
             raise CommandError("not_found", f"no camera {camera_id}")
         assert self.snapshots is not None
         try:
-            async with asyncio.timeout(self.hub.config.health.probe_timeout_s):
+            async with asyncio.timeout(self.config.health.probe_timeout_s):
                 data = await self.cameras.snapshot(camera_id)
         except (AdapterError, TimeoutError) as exc:
             raise CommandError("unavailable", f"{camera_id}: {exc or 'timed out'}") from exc
@@ -222,7 +238,7 @@ class LinkageService:
         snap = await self.snapshots.save(
             capture_id, camera_id, data, sniff_content_type(data) or "image/jpeg", self.clock()
         )
-        await self.hub.audit("police", "snapshot.taken", camera_id, capture_id=capture_id)
+        await self.recorder.audit("police", "snapshot.taken", camera_id, capture_id=capture_id)
         return {"capture_id": capture_id, "attachment": self.snapshots.attachment(snap, data)}
 
     def rules_for(self, event: StoredEvent) -> list[LinkageRule]:
@@ -232,7 +248,7 @@ class LinkageService:
         if isinstance(source, dict) and source.get("protocol") == LINKAGE_PROTOCOL:
             return []
         facts = EventFacts(
-            event.kind, event.priority, self.hub.index.device(event.device_id), event.received_at
+            event.kind, event.priority, self.index.device(event.device_id), event.received_at
         )
         return select_rules(self.rules, facts, self.tz)
 
@@ -276,7 +292,7 @@ class LinkageService:
         store = self.snapshots
         if isinstance(action, SnapshotAction):
             cams = (
-                self.hub.index.linked_cameras(event.device_id or "")
+                self.index.linked_cameras(event.device_id or "")
                 if action.cameras == "linked"
                 else list(action.cameras)
             )
@@ -374,8 +390,8 @@ class LinkageService:
         attachments = [o.attachment for o in new if o.attachment is not None]
         if attachments:
             changes["attachments"] = attachments
-        await self.hub.update_event(event.event_id, changes, actor="linkage")
-        await self.hub.audit(
+        await self.recorder.update_event(event.event_id, changes, actor="linkage")
+        await self.recorder.audit(
             "linkage", "event.linkage", event.event_id, outcomes=changes["linkage"]
         )
         await self._raise_faults(event, [o for o in new if not o.ok])
@@ -406,7 +422,7 @@ class LinkageService:
                 },
             )
             try:
-                await self.hub.ingest.ingest(fault)
+                await self.ingest.ingest(fault)
             except Exception:
                 log.exception("%s: could not store the linkage fault", device_id)
 
@@ -414,7 +430,7 @@ class LinkageService:
         """Tell the police again when the alarm is still unacknowledged after ``after_s``."""
         due = event.received_at + timedelta(seconds=action.after_s)
         await asyncio.sleep(max(0.0, (due - self.clock()).total_seconds()))
-        async with self.hub.writer.sessions() as s:
+        async with self.recorder.sessions() as s:
             state = await s.scalar(select(Event.state).where(Event.event_id == event.event_id))
         if state != "new":
             log.info("%s: %s, no re-notification needed", event.event_id, state)
@@ -428,16 +444,6 @@ class LinkageService:
             1,
         )
         self.outcomes.setdefault(event.event_id, []).append(outcome)
-        await self.hub.update_event(event.event_id, {"linkage": [outcome.item()]}, actor="linkage")
-
-
-async def start_linkage(hub: Hub, stack: AsyncExitStack) -> None:
-    """Start test mode, the alarm lifecycle and the linkage service on the hub's stack."""
-    from hub.linkage.lifecycle import Lifecycle
-    from hub.linkage.testmode import TestModeManager
-
-    testmode = await stack.enter_async_context(TestModeManager.for_hub(hub))
-    hub.ingest.in_test_mode = testmode.is_active
-    hub.parts["testmode"] = testmode
-    hub.parts["lifecycle"] = await stack.enter_async_context(Lifecycle(hub))
-    hub.parts["linkage"] = await stack.enter_async_context(LinkageService(hub))
+        await self.recorder.update_event(
+            event.event_id, {"linkage": [outcome.item()]}, actor="linkage"
+        )

@@ -33,7 +33,7 @@ from hub.store.writer import WriteContext, iso, now_utc
 from hub.tasks import stop_task
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,6 @@ class TestModeManager:
         self._task: asyncio.Task[None] | None = None
         self.synced = 0
         """How many times the table has been read (tests wait on it)."""
-
-    @classmethod
-    def for_hub(cls, hub: Hub) -> TestModeManager:
-        return cls(hub.config, hub.index, hub.engine, hub.submit)
 
     async def __aenter__(self) -> Self:
         await self.sync()

@@ -13,15 +13,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import Any, Protocol, Self
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from adapters.errors import AdapterError
+from hub.commands import CommandError
 from hub.config import SiteConfig
 from hub.events import uuid7
 from hub.linkage.devices import CAMERA_CONNECT_TIMEOUT_S, CAMERA_TIMEOUT_S
@@ -46,14 +46,10 @@ from hub.notices.store import (
     load_view,
     load_views,
 )
-from hub.police.link import CommandError
 from hub.site import SiteIndex
 from hub.store.models import DeviceState, Notice
 from hub.store.writer import Audit, Operation, iso, now_utc
 from hub.tasks import stop_task
-
-if TYPE_CHECKING:
-    from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
@@ -320,25 +316,3 @@ class NoticeService:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
-
-
-async def start_notices(hub: Hub, stack: AsyncExitStack) -> NoticeService:
-    """Start the notices part on the hub's stack (after linkage: it takes the pictures) and
-    register its commands on the police link."""
-    linkage = hub.parts["linkage"]
-    assert linkage.snapshots is not None, "linkage starts before notices"
-    service = await stack.enter_async_context(
-        NoticeService(
-            hub.config,
-            hub.index,
-            hub.engine,
-            hub.submit,
-            pictures=linkage.cameras,
-            snapshots=linkage.snapshots,
-            compliance=hub.parts["compliance"],
-        )
-    )
-    hub.parts["notices"] = service
-    hub.police.register("inspect", service.cmd_inspect)
-    hub.police.register("notice", service.cmd_notice)
-    return service

@@ -27,7 +27,7 @@ STEP_TEXT: dict[str, tuple[str, str]] = {
 
 async def notices_page(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    service = state_of(request).hub.parts.get("notices")
+    service = state_of(request).deps.notices
     now = now_utc()
     views = await service.list() if service is not None else []
     items = [v.to_json(now) for v in views]
@@ -46,8 +46,8 @@ async def notices_page(request: web.Request) -> web.StreamResponse:
 
 async def notice_page(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    hub = state_of(request).hub
-    service = hub.parts.get("notices")
+    deps = state_of(request).deps
+    service = deps.notices
     notice_id = request.match_info["notice_id"]
     view = await service.get(notice_id) if service is not None and len(notice_id) <= 64 else None
     if view is None:
@@ -57,11 +57,11 @@ async def notice_page(request: web.Request) -> web.StreamResponse:
     kind, _, subject = item_id.partition(":")
     cameras = [
         {"id": c.id, "name": c.name, "checked": kind == "camera" and subject == c.id}
-        for c in hub.config.devices.cameras
+        for c in deps.config.devices.cameras
     ]
     devices = [
         {"id": d.id, "name": d.name, "type": d.type, "checked": subject == d.id}
-        for d in hub.index.devices.values()
+        for d in deps.index.devices.values()
     ]
     return render(
         request,

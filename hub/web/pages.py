@@ -51,7 +51,7 @@ def lang_of(request: web.Request) -> str:
     return choose(
         request.cookies.get(LANG_COOKIE),
         request.headers.get("Accept-Language"),
-        st.hub.config.site.language,
+        st.deps.config.site.language,
     )
 
 
@@ -66,7 +66,7 @@ def local_time(request: web.Request, value: str | datetime | None) -> str:
         if isinstance(value, datetime)
         else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     )
-    return t.astimezone(site_tz(state_of(request).hub.config)).strftime("%Y-%m-%d %H:%M:%S")
+    return t.astimezone(site_tz(state_of(request).deps.config)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def render(
@@ -89,7 +89,7 @@ def render(
             lang=lang,
             me=p,
             csrf=p.csrf_token if p is not None else "",
-            site=st.hub.config.site,
+            site=st.deps.config.site,
             path=request.path_qs,
             local=lambda v: local_time(request, v),
             may=lambda role: p is not None and p.may(role),
@@ -194,7 +194,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="CSRF token missing or wrong")
     if p.session_key:
         st.sessions.drop(p.session_key)
-        await st.hub.audit(p.actor, "logout", f"user:{p.name}")
+        await st.deps.audit(p.actor, "logout", f"user:{p.name}")
     resp = web.HTTPFound("/login")
     resp.del_cookie(SESSION_COOKIE, path="/")
     raise resp
@@ -224,18 +224,18 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 def _floors_zones(request: web.Request) -> tuple[list[str], list[str]]:
-    hub = state_of(request).hub
-    floors = sorted({d.location.floor for d in hub.index.devices.values() if d.location})
-    zones = sorted({d.location.zone for d in hub.index.devices.values() if d.location})
+    deps = state_of(request).deps
+    floors = sorted({d.location.floor for d in deps.index.devices.values() if d.location})
+    zones = sorted({d.location.zone for d in deps.index.devices.values() if d.location})
     return floors, zones
 
 
 async def console(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     items, _ = await queries.events(
-        hub.engine,
-        hub.index,
+        deps.engine,
+        deps.index,
         queries.EventFilter(states=("new", "acknowledged"), max_priority=3),
         200,
         0,
@@ -259,25 +259,25 @@ async def _snapshots_for(request: web.Request, event_ids: list[str]) -> dict[str
 
     from hub.store.models import Snapshot
 
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     out: dict[str, list[Any]] = {}
     if not event_ids:
         return out
-    async with hub.engine.connect() as conn:
+    async with deps.engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(Snapshot).where(Snapshot.event_id.in_(event_ids)).order_by(Snapshot.id)
             )
         ).all()
     for r in rows:
-        out.setdefault(r.event_id, []).append(queries.snapshot_json(hub.index, r))
+        out.setdefault(r.event_id, []).append(queries.snapshot_json(deps.index, r))
     return out
 
 
 async def devices_page(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    hub = state_of(request).hub
-    items = await queries.devices(hub.engine, hub.index)
+    deps = state_of(request).deps
+    items = await queries.devices(deps.engine, deps.index)
     groups: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
     for d in items:
         groups.setdefault((d["floor"] or "—", d["zone"] or "—"), []).append(d)
@@ -318,21 +318,21 @@ def _page_args(request: web.Request) -> dict[str, Any]:
             continue
         from hub.compliance.records import end_of_day, start_of_day
 
-        cfg = state_of(request).hub.config
+        cfg = state_of(request).deps.config
         a[key] = (start_of_day(cfg, d) if key == "since" else end_of_day(cfg, d)).isoformat()
     return a
 
 
 async def events_page(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     a = _page_args(request)
     try:
         offset = max(0, min(int(request.query.get("offset", "0")), 10_000_000))
     except ValueError:
         offset = 0
     limit = 50
-    items, total = await queries.events(hub.engine, hub.index, event_filter(a), limit, offset)
+    items, total = await queries.events(deps.engine, deps.index, event_filter(a), limit, offset)
     form = {
         k: request.query.get(k, "")
         for k in ("q", "category", "priority", "state", "floor", "zone", "since", "until")
@@ -362,10 +362,12 @@ async def events_page(request: web.Request) -> web.StreamResponse:
 
 async def event_page(request: web.Request) -> web.StreamResponse:
     p = await _page_user(request)
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     event_id = request.match_info["event_id"]
     story = (
-        await queries.event_story(hub.engine, hub.index, event_id) if len(event_id) <= 64 else None
+        await queries.event_story(deps.engine, deps.index, event_id)
+        if len(event_id) <= 64
+        else None
     )
     if story is None:
         return render(request, "error.html.j2", p, status=404, message="not_found")
@@ -378,18 +380,18 @@ async def compliance_page(request: web.Request) -> web.StreamResponse:
     from hub.compliance.rules import local_date
 
     p = await _page_user(request)
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     day_text = request.query.get("date", "")
     at = None
     try:
         day = date.fromisoformat(day_text)
         if day.year < 1970:
             raise ValueError(day_text)
-        if day < local_date(hub.config, now_utc()):
-            at = end_of_day(hub.config, day)
+        if day < local_date(deps.config, now_utc()):
+            at = end_of_day(deps.config, day)
     except ValueError:
         day_text = ""
-    report = report_json(await compliance_result(hub, at))
+    report = report_json(await compliance_result(deps, at))
     return render(
         request,
         "compliance.html.j2",
@@ -407,9 +409,9 @@ async def records_page(request: web.Request) -> web.StreamResponse:
     from hub.compliance.rules import ATTESTABLE, DRILL_TYPES
 
     p = await _page_user(request)
-    hub = state_of(request).hub
+    deps = state_of(request).deps
     now = now_utc()
-    rows = [record_json(r, now) for r in reversed(await list_records(hub.engine))]
+    rows = [record_json(r, now) for r in reversed(await list_records(deps.engine))]
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_kind.setdefault(r["kind"], []).append(r)

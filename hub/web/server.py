@@ -23,6 +23,7 @@ from hub.web import queries
 from hub.web.api import ENDPOINTS, authenticate
 from hub.web.auth import CSRF_HEADER, csrf_ok
 from hub.web.csp import CSP
+from hub.web.openapi import document
 from hub.web.routing import (
     ARGS,
     BODY,
@@ -35,8 +36,9 @@ from hub.web.routing import (
 from hub.web.state import STATE, WebState, jsonable
 
 if TYPE_CHECKING:
-    from hub.app import Hub
     from hub.bus import BusMessage
+    from hub.site import SiteIndex
+    from hub.web.state import WebDeps
 
 log = logging.getLogger(__name__)
 
@@ -188,16 +190,16 @@ async def api_errors(
         raise web.HTTPInternalServerError(text="internal error (logged)") from None
 
 
-def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
-    """The aiohttp application for ``hub`` (routes from the table, then the pages)."""
+def create_app(deps: WebDeps, *, tls: bool = False) -> web.Application:
+    """The aiohttp application over ``deps`` (routes from the table, then the pages)."""
     from hub.web import notice_pages, pages
 
     app = web.Application(
         middlewares=[client_gone, security_headers, api_errors], client_max_size=1024**2
     )
-    app[STATE] = WebState(hub=hub, tls=tls)
+    config = deps.config if deps is not None else None
+    app[STATE] = WebState(deps=deps, tls=tls, openapi=document(config))
     app.on_response_prepare.append(_on_prepare)
-    config = hub.config if hub is not None else None
     for ep in ENDPOINTS:
         app.router.add_route(ep.method, ep.path, guarded(compile_endpoint(ep, config)))
     pages.setup(app)
@@ -212,7 +214,7 @@ def create_app(hub: Hub, *, tls: bool = False) -> web.Application:
     return app
 
 
-def live_message(hub: Hub, msg: BusMessage) -> tuple[str, dict[str, Any]] | None:
+def live_message(index: SiteIndex, msg: BusMessage) -> tuple[str, dict[str, Any]] | None:
     """A bus message as the console wants it, or None to skip it."""
     body = msg.body
     if msg.topic == "event":
@@ -220,7 +222,7 @@ def live_message(hub: Hub, msg: BusMessage) -> tuple[str, dict[str, Any]] | None
         if not isinstance(message, dict):
             return None
         test = bool(message.get("test_mode") or message.get("test"))
-        return "event", {"event": queries.event_from_message(hub.index, message, test)}
+        return "event", {"event": queries.event_from_message(index, message, test)}
     if msg.topic == "update":
         if not isinstance(body, dict):
             return None
@@ -238,16 +240,16 @@ def live_message(hub: Hub, msg: BusMessage) -> tuple[str, dict[str, Any]] | None
 
 
 class WebService:
-    """The hub's web part: ``async with WebService(hub) as web: web.port``."""
+    """The hub's web part: ``async with WebService(deps) as web: web.port``."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        cfg = hub.config.http
+    def __init__(self, deps: WebDeps) -> None:
+        self.deps = deps
+        cfg = deps.config.http
         self.host = cfg.host
         self.requested_port = cfg.port
         self.tls = cfg.tls_cert_file is not None
         # Cookies are Secure when the hub serves HTTPS itself or a TLS proxy sits in front.
-        self.app = create_app(hub, tls=self.tls or cfg.secure_cookies)
+        self.app = create_app(deps, tls=self.tls or cfg.secure_cookies)
         self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         self.port = 0
         self._task: asyncio.Task[None] | None = None
@@ -262,7 +264,7 @@ class WebService:
         return f"{scheme}://{host}:{self.port}"
 
     def _ssl(self) -> ssl.SSLContext | None:
-        cfg = self.hub.config.http
+        cfg = self.deps.config.http
         if cfg.tls_cert_file is None:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -303,11 +305,11 @@ class WebService:
 
     async def _fanout(self) -> None:
         live = self.app[STATE].live
-        async with self.hub.bus.subscribe("web", maxsize=5000) as sub:
+        async with self.deps.bus.subscribe("web", maxsize=5000) as sub:
             self._subscribed.set()
             async for msg in sub:
                 try:
-                    item = live_message(self.hub, msg)
+                    item = live_message(self.deps.index, msg)
                 except Exception:  # one odd message must not stop the consoles' updates
                     log.exception("web: cannot show bus message %s", msg.topic)
                     continue

@@ -1,5 +1,5 @@
-"""What the web application keeps between requests: the hub, sessions, throttles, the live
-fan-out to open consoles."""
+"""What the web application keeps between requests: the parts of the hub it uses
+(:class:`WebDeps`), sessions, throttles, the live fan-out to open consoles."""
 
 from __future__ import annotations
 
@@ -20,7 +20,20 @@ from hub.store.writer import iso
 from hub.web.auth import LoginGuard, SessionStore
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from hub.bus import EventBus
+    from hub.compliance.engine import ComplianceService
+    from hub.config import SiteConfig
+    from hub.health.service import HealthService
+    from hub.linkage.lifecycle import Lifecycle
+    from hub.linkage.testmode import TestModeManager
+    from hub.metrics import Metrics
+    from hub.notices.service import NoticeService
+    from hub.police.status import LinkStatus
+    from hub.site import SiteIndex
+    from hub.store.recorder import Recorder
+    from hub.store.writer import Operation, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +108,41 @@ class LiveFanout:
 
 
 @dataclass(slots=True)
+class WebDeps:
+    """What the console and the API use of the rest of the hub, given by ``hub.app``."""
+
+    config: SiteConfig
+    engine: AsyncEngine
+    """For reads; every write goes through ``recorder``."""
+    index: SiteIndex
+    recorder: Recorder
+    bus: EventBus
+    link: LinkStatus
+    health: HealthService
+    compliance: ComplianceService
+    lifecycle: Lifecycle
+    testmode: TestModeManager
+    metrics: Metrics
+    notices: NoticeService | None = None
+    """Set by ``hub.app`` once the notices service has started (after the console)."""
+
+    @property
+    def writer(self) -> StoreWriter:
+        return self.recorder.writer
+
+    async def submit(self, op: Operation) -> Any:
+        return await self.recorder.submit(op)
+
+    async def audit(self, actor: str, action: str, subject: str, **detail: Any) -> None:
+        await self.recorder.audit(actor, action, subject, **detail)
+
+
+@dataclass(slots=True)
 class WebState:
-    hub: Hub
+    deps: WebDeps
     tls: bool
+    openapi: dict[str, Any] = field(default_factory=dict)
+    """The OpenAPI document of the routes this app serves."""
     sessions: SessionStore = field(default_factory=SessionStore)
     guard: LoginGuard = field(default_factory=LoginGuard)
     live: LiveFanout = field(default_factory=LiveFanout)

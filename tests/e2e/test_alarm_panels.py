@@ -21,7 +21,7 @@ async def test_gate_button_press_and_restore_reach_police(
 ) -> None:
     cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        port = hub.parts["sia"].tcp_port
+        port = hub.sia.tcp_port
         view = police.view(cfg.site.id)
         async with PanelSimulator("127.0.0.1", port, "1234") as panel:
             panel.press(15)
@@ -49,7 +49,7 @@ async def test_supervision_lost_and_restored(broker: LocalMosquitto, tmp_path: P
         broker_url=broker.url, data_dir=tmp_path, supervision_interval_s=1, supervision_grace_s=1
     )
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        port = hub.parts["sia"].tcp_port
+        port = hub.sia.tcp_port
         view = police.view(cfg.site.id)
 
         def kinds() -> list[str]:
@@ -90,7 +90,7 @@ async def test_encrypted_accounts_with_ascii_and_hex_keys(
     )
     key = parse_key(key_text, fmt)  # type: ignore[arg-type]
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        port = hub.parts["sia"].tcp_port
+        port = hub.sia.tcp_port
         view = police.view(cfg.site.id)
         async with PanelSimulator("127.0.0.1", port, "1234", key=key) as panel:
             panel.press(16)
@@ -102,6 +102,6 @@ async def test_encrypted_accounts_with_ascii_and_hex_keys(
             bad.press(16)
             await wait_until(lambda: bad.naks >= 1, what="NAK for a wrong key")
             assert bad.acked == 0
-        assert hub.parts["sia"].stats.rejections["decrypt"] >= 1
+        assert hub.sia.stats.rejections["decrypt"] >= 1
         assert len(view.events) == 1  # the wrongly keyed press was not stored
     assert_no_violations(police)

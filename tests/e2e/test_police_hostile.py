@@ -74,7 +74,7 @@ async def test_retained_deep_receipt_and_surrogate_receipt_leave_the_link_up(
         await wait_until(lambda: _rejected(hub, "receipt", "bad_text") >= 1, what="rejected")
         await _still_flowing(hub, police, site)
         # The rejections are on /metrics, by reason.
-        text = hub.parts["metrics"].render().decode()
+        text = hub.metrics.render().decode()
         assert 'mallhub_police_rejected_total{reason="too_deep",topic="receipt"} 1.0' in text
         await _publish(broker, topic, b"", retain=True)  # clear the retained receipt
     assert_no_violations(police)

@@ -60,7 +60,7 @@ def site(broker: LocalMosquitto, tmp_path: Path, upper: UpperPlatform, **more: A
 
 
 def uplink(hub: Hub) -> GbUplink:
-    part = hub.parts["gb28181"]
+    part = hub.gb28181
     assert isinstance(part, GbUplink)
     return part
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,25 +35,6 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
-@dataclass(frozen=True)
-class _Rule:
-    rule_id: str
-    status: str
-
-
-@dataclass(frozen=True)
-class _Result:
-    overall: str
-    rules: tuple[_Rule, ...]
-
-
-class _FakeCompliance:
-    latest = _Result("non_compliant", (_Rule("VID-ONLINE", "pass"), _Rule("POL-LINK", "fail")))
-
-    def poke(self) -> None:
-        pass
-
-
 async def test_scrape_after_a_scripted_scenario(broker: LocalMosquitto, tmp_path: Path) -> None:
     password = secrets.token_urlsafe(12)
     async with CameraFarm.uniform(1, username=USER, password=password) as farm:
@@ -65,10 +45,9 @@ async def test_scrape_after_a_scripted_scenario(broker: LocalMosquitto, tmp_path
             health=health(**MANUAL),
         )
         async with police_and_hub(cfg, broker.url) as (police, hub):
-            metrics = hub.parts["metrics"]
-            h = hub.parts["health"]
+            metrics = hub.metrics
+            h = hub.health
             assert isinstance(metrics, Metrics) and isinstance(h, HealthService)
-            hub.parts.setdefault("compliance", _FakeCompliance())
 
             await h.probe_now(["cam-gate-1"])
             await h.probe_now(["cam-gate-1"])
@@ -78,10 +57,10 @@ async def test_scrape_after_a_scripted_scenario(broker: LocalMosquitto, tmp_path
             view = police.view(cfg.site.id)
             await police.wait_for(lambda: len(view.events) == 3)
             await wait_until(lambda: hub.police.state.receipts >= 3, what="receipts")
-            _, writer = await asyncio.open_connection("127.0.0.1", hub.parts["sia"].tcp_port)
+            _, writer = await asyncio.open_connection("127.0.0.1", hub.sia.tcp_port)
             writer.write(b'\n00000016"SIA-DCS"0001L0#1234[]\r')  # CRC 0000 is wrong
             await writer.drain()
-            await wait_until(lambda: hub.parts["sia"].stats.rejections["crc"] == 1)
+            await wait_until(lambda: hub.sia.stats.rejections["crc"] == 1)
             writer.close()
 
             async def drained() -> bool:
@@ -121,7 +100,7 @@ async def test_scrape_after_a_scripted_scenario(broker: LocalMosquitto, tmp_path
                 for k, v in s.items()
                 if k[0] == "mallhub_compliance_rule_status"
             }
-            latest = hub.parts["compliance"].latest
+            latest = hub.compliance.latest
             assert latest is not None
             for r in latest.rules:
                 assert rules[(r.rule_id, r.status)] == 1

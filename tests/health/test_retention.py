@@ -36,7 +36,7 @@ async def test_old_probes_are_deleted_and_older_than_a_day_thinned(
         health=health(**MANUAL, probe_retention_days=30),
     )
     async with Hub(cfg) as hub:
-        h = hub.parts["health"]
+        h = hub.health
         assert isinstance(h, HealthService)
         day3 = timedelta(days=3)
         rows = [(timedelta(days=40), True)] * 5  # past retention

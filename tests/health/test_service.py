@@ -37,7 +37,7 @@ async def farm(password: str) -> AsyncIterator[CameraFarm]:
 
 
 def svc(hub: Hub) -> HealthService:
-    service = hub.parts["health"]
+    service = hub.health
     assert isinstance(service, HealthService)
     return service
 

@@ -65,7 +65,7 @@ async def test_video_checks_respect_their_own_concurrency(
         health=health(**MANUAL, video_concurrency=2),
     )
     async with Hub(cfg) as hub:
-        h = hub.parts["health"]
+        h = hub.health
         assert isinstance(h, HealthService)
         await h.probe_now(CAMS)  # every camera answered: its video check is queued
         await wait_until(lambda: running == 2, what="two video checks in flight")

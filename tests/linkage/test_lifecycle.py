@@ -92,7 +92,7 @@ async def test_close_needs_a_person_for_latching_alarms(
     cfg = site(broker, tmp_path)
     async with police_and_hub(cfg, broker.url) as (police, hub):
         view = police.view(cfg.site.id)
-        lifecycle: Lifecycle = hub.parts["lifecycle"]
+        lifecycle: Lifecycle = hub.lifecycle
         panic = await hub.ingest.ingest(event("alarm.panic"))
         with pytest.raises(TransitionRefused) as refused:
             await lifecycle.close(panic.event_id, by="hub", via="hub", disposition="restored")
@@ -172,7 +172,7 @@ async def test_unacknowledged_alarm_escalates_and_acknowledged_one_does_not(
         assert actions.count("event.escalated") == 2
         # The acknowledged alarm was due first and was passed over.
         assert updates(view, acked.event_id, "escalation") == []
-        lifecycle: Lifecycle = hub.parts["lifecycle"]
+        lifecycle: Lifecycle = hub.lifecycle
         assert acked.event_id not in lifecycle.escalated
         # Acknowledging after the escalation still works (and is what stops it).
         await hub.acknowledge(ignored.event_id, by="值班员甲", via="console")
@@ -185,7 +185,7 @@ async def test_escalation_resumes_after_restart(broker: LocalMosquitto, tmp_path
     slow = site(broker, tmp_path, escalate_after_s=3600, max_escalations=2)
     async with police_and_hub(slow, broker.url) as (police, hub):
         alarm = await hub.ingest.ingest(event("alarm.intrusion"))
-        assert await hub.parts["lifecycle"].escalate(alarm.event_id, 1)
+        assert await hub.lifecycle.escalate(alarm.event_id, 1)
     # After the restart (with a short interval) the alarm continues at level 2, and stops.
     fast = site(broker, tmp_path, escalate_after_s=0.2, max_escalations=2)
     async with police_and_hub(fast, broker.url) as (police, hub):
@@ -196,7 +196,7 @@ async def test_escalation_resumes_after_restart(broker: LocalMosquitto, tmp_path
         )
         e = updates(view, alarm.event_id, "escalation")[-1]
         assert (e["level"], e["priority"]) == (2, 1)
-        lifecycle: Lifecycle = hub.parts["lifecycle"]
+        lifecycle: Lifecycle = hub.lifecycle
         assert lifecycle.escalated == {alarm.event_id: 2}
         actions = [a for _, a in await audit_actions(hub, alarm.event_id)]
         assert actions.count("event.escalated") == 2

@@ -46,10 +46,10 @@ def alarms(view: SiteView) -> list[dict[str, Any]]:
 
 async def press_gate(hub: Hub, police: PolicePlatform, site: str) -> str:
     """Press the main gate's panic button on the panel; return the alarm's event_id."""
-    linkage: LinkageService = hub.parts["linkage"]
+    linkage: LinkageService = hub.linkage
     await asyncio.wait_for(linkage.warmed.wait(), 60)  # cameras connected, as in service
     view = police.view(site)
-    async with PanelSimulator("127.0.0.1", hub.parts["sia"].tcp_port, "1234") as panel:
+    async with PanelSimulator("127.0.0.1", hub.sia.tcp_port, "1234") as panel:
         panel.press(GATE_ZONE)
         await panel.wait_acked(1, within=10)
     await police.wait_for(lambda: len(alarms(view)) == 1)
@@ -107,7 +107,7 @@ async def test_gate_panic_links_cameras_ptz_siren_and_broadcast(
             assert item["outcome"] == "ok", item
             assert item["rule"] == "gate-panic" and item["attempts"] == 1
             assert 0 <= item["elapsed_ms"] <= budget_ms, item
-        linkage: LinkageService = hub.parts["linkage"]
+        linkage: LinkageService = hub.linkage
         assert linkage.latency_ms[alarm_id] == max(i["elapsed_ms"] for i in items)
 
         # Snapshots: JPEGs from both linked cameras; sha256 matches the bytes sent, the file
@@ -222,7 +222,7 @@ async def test_big_snapshots_travel_as_signed_urls_and_dead_camera_is_a_linkage_
     site = cfg.site.id
     async with police_and_hub(cfg, broker.url) as (police, hub):
         view = police.view(site)
-        linkage: LinkageService = hub.parts["linkage"]
+        linkage: LinkageService = hub.linkage
         await asyncio.wait_for(linkage.warmed.wait(), 60)
         await farm[1].stop()  # the second camera dies after the hub connected to it
         alarm_id = await press_gate(hub, police, site)

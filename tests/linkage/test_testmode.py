@@ -45,12 +45,12 @@ async def test_press_in_test_mode_is_info_test_and_test_mode_ends_by_itself(
     cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
     async with police_and_hub(cfg, broker.url) as (police, hub):
         view = police.view(cfg.site.id)
-        testmode: TestModeManager = hub.parts["testmode"]
+        testmode: TestModeManager = hub.testmode
         entry = await testmode.start("device:btn-gate-1", 0.03, by="技术员张")  # 1.8 s
         assert [e.id for e in testmode.active()] == [entry.id]
         assert testmode.is_active("btn-gate-1") and not testmode.is_active("btn-duty-1")
 
-        async with PanelSimulator("127.0.0.1", hub.parts["sia"].tcp_port, "1234") as panel:
+        async with PanelSimulator("127.0.0.1", hub.sia.tcp_port, "1234") as panel:
             panel.press(15)
             await panel.wait_acked(1, within=10)
             await police.wait_for(lambda: len(view.events) == 1)
@@ -59,7 +59,7 @@ async def test_press_in_test_mode_is_info_test_and_test_mode_ends_by_itself(
             assert test["detail"]["original_kind"] == "alarm.panic"
             assert test["device"]["id"] == "btn-gate-1"
             # No linkage for a test press: no evacuation during a monthly check.
-            linkage: LinkageService = hub.parts["linkage"]
+            linkage: LinkageService = hub.linkage
             async with hub.engine.connect() as c:
                 stored = (
                     await c.execute(select(Event.kind, Event.test_mode, Event.event_id))
@@ -95,7 +95,7 @@ async def test_zone_and_panel_targets_stop_and_validation(
     cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
     async with police_and_hub(cfg, broker.url) as (police, hub):
         view = police.view(cfg.site.id)
-        testmode: TestModeManager = hub.parts["testmode"]
+        testmode: TestModeManager = hub.testmode
         zone = await testmode.start("zone:duty", 10, by="技术员张")
         assert testmode.is_active("btn-duty-1") and not testmode.is_active("btn-gate-1")
         panel = await testmode.start("panel-1", 10, by="技术员张")  # a bare id: the device
@@ -138,7 +138,7 @@ async def test_cli_start_list_stop_are_applied_and_audited_by_the_running_hub(
         return await asyncio.to_thread(mallhub, ["testmode", *args, "--config", str(path)])
 
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        testmode: TestModeManager = hub.parts["testmode"]
+        testmode: TestModeManager = hub.testmode
         assert (
             await cli("start", "--device", "btn-gate-1", "--minutes", "30", "--by", "技术员王") == 0
         )
@@ -181,7 +181,7 @@ async def test_entries_written_without_audit_are_audited_once_when_noticed(
     cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
     cfg = cfg.model_copy(update={"alarms": cfg.alarms.model_copy(update={"test_mode_poll_s": 0.1})})
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        testmode: TestModeManager = hub.parts["testmode"]
+        testmode: TestModeManager = hub.testmode
         now = datetime.now(UTC)
         async with hub.engine.begin() as c:
             result = await c.execute(

@@ -827,7 +827,7 @@ async def test_hostile_onvif_answers_make_the_camera_degraded_with_a_clear_findi
         )
         async with police_and_hub(cfg, broker.url) as (police, hub):
             secrets.police(police)
-            health = hub.parts["health"]
+            health = hub.health
             assert isinstance(health, HealthService)
             cams = ["cam-bad", "cam-good"]
 

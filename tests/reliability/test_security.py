@@ -184,7 +184,7 @@ async def test_no_secret_leaks_and_auth_failures_are_single_clear_faults(
             await asyncio.wait_for(police.connected.wait(), WITHIN)
             async with Hub(cfg) as hub:
                 await wait_until(lambda: hub.police.state.connected, WITHIN, what="link up")
-                health = hub.parts["health"]
+                health = hub.health
                 assert isinstance(health, HealthService)
                 tokens: dict[str, str] = {}
                 for role in ("viewer", "admin"):
@@ -249,9 +249,7 @@ async def test_no_secret_leaks_and_auth_failures_are_single_clear_faults(
                     ),
                     within=WITHIN,
                 )
-                api = await _api_texts(
-                    hub.parts["web"].url, tokens["admin"], ("admin", web_password)
-                )
+                api = await _api_texts(hub.web.url, tokens["admin"], ("admin", web_password))
                 secrets.texts("API", lambda: api)
                 assert len(api) >= 20
                 assert police.violations == [], police.violations[:3]
@@ -285,7 +283,7 @@ async def test_wrong_mqtt_password_is_one_local_fault_forwarded_once_the_link_is
                 assert "authori" in link.state.last_error.lower() or "password" in (
                     link.state.last_error.lower()
                 ), link.state.last_error
-                health = hub.parts["health"]
+                health = hub.health
                 assert isinstance(health, HealthService)
                 for _ in range(5):  # five police-link probes, one fault
                     await health.scheduler.run_now("police")
@@ -298,7 +296,7 @@ async def test_wrong_mqtt_password_is_one_local_fault_forwarded_once_the_link_is
                     detail["reason"].lower()
                 )
                 # Shown locally while the police cannot get it.
-                async with aiohttp.ClientSession(hub.parts["web"].url) as s:
+                async with aiohttp.ClientSession(hub.web.url) as s:
                     hashed = hash_password(right, **FAST_SCRYPT)
                     await hub.submit(CreateUser("admin", "admin", hashed, "test"))
                     token = secrets.secret(new_token())

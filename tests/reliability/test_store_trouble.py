@@ -66,7 +66,7 @@ async def test_store_trouble_during_ingest(
         await police.connected.wait()
         async with hub:
             await wait_until(lambda: hub.police.state.connected, within=30, what="link up")
-            port = hub.parts["sia"].tcp_port
+            port = hub.sia.tcp_port
             async with panels(port, 4) as sims:
                 for p in sims:
                     for i in range(per_panel // 2):

@@ -26,7 +26,7 @@ async def press_button(wh: WebHub, zone: int = 15) -> dict[str, Any]:
     """Press a button on the simulated panel; returns the event as the police got it."""
     view = wh.police.view(wh.site)
     before = len(view.events)
-    async with PanelSimulator("127.0.0.1", wh.hub.parts["sia"].tcp_port, "1234") as panel:
+    async with PanelSimulator("127.0.0.1", wh.hub.sia.tcp_port, "1234") as panel:
         panel.press(zone)
         await panel.wait_acked(1, within=10)
     await wh.police.wait_for(lambda: len(view.events) > before)

@@ -110,7 +110,7 @@ async def test_console_device_board_compliance_and_every_page(
     await shot(page, "02-console-empty")
 
     # A button press on the simulated panel appears without a reload.
-    async with PanelSimulator("127.0.0.1", wh.hub.parts["sia"].tcp_port, "1234") as panel:
+    async with PanelSimulator("127.0.0.1", wh.hub.sia.tcp_port, "1234") as panel:
         panel.press(15)
         await panel.wait_acked(1, within=10)
     await wh.police.wait_for(lambda: len(view.events) == 1)

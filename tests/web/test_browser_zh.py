@@ -121,7 +121,7 @@ async def test_every_page_in_chinese_on_the_sites_clock(wh: WebHub, zh_page: Any
     assert await page.evaluate("MH.localTime('2026-01-01T00:00:00Z')") == "2026-01-01 08:00:00"
 
     # An alarm and its restore arrive while the console is open (filled by its script).
-    async with PanelSimulator("127.0.0.1", wh.hub.parts["sia"].tcp_port, "1234") as panel:
+    async with PanelSimulator("127.0.0.1", wh.hub.sia.tcp_port, "1234") as panel:
         panel.press(15)
         await panel.wait_acked(1, within=10)
         await wh.police.wait_for(lambda: len(view.events) == 1)

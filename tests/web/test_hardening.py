@@ -46,7 +46,7 @@ async def test_a_client_closing_the_live_stream_is_not_an_error(
     wh: WebHub, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    live = wh.hub.parts["web"].app[STATE].live
+    live = wh.hub.web.app[STATE].live
     for _ in range(3):
         async with Browserless(wh.url) as c:
             assert (await c.login("viewer")).status == 200

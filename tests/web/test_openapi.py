@@ -35,7 +35,7 @@ PAGES = {
 
 
 def test_every_route_is_documented_and_every_documented_route_exists() -> None:
-    app = create_app(hub=None)  # type: ignore[arg-type]  # routes only; never served
+    app = create_app(deps=None)  # type: ignore[arg-type]  # routes only; never served
     served: set[tuple[str, str]] = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}

@@ -149,7 +149,7 @@ async def test_unknown_users_get_the_same_answers_as_real_ones(wh: WebHub) -> No
 
 
 async def test_an_address_failing_for_many_names_is_throttled(wh: WebHub) -> None:
-    wh.hub.parts["web"].app[STATE].guard.address_limit = 3
+    wh.hub.web.app[STATE].guard.address_limit = 3
     async with from_address(wh, "127.0.0.5") as c:
         for name in ("nobody", "somebody", "viewer"):
             r = await c.login(name, "whatever it is")
@@ -198,7 +198,7 @@ async def test_password_change_is_throttled_and_ends_other_sessions(wh: WebHub) 
             body = {"current": PASSWORD, "new": "a new long password"}
             async with s.put("/api/v1/me/password", json=body) as r:
                 assert r.status == 429 and "Retry-After" in r.headers
-        wh.hub.parts["web"].app[STATE].guard.forget("operator")
+        wh.hub.web.app[STATE].guard.forget("operator")
         new = "another long password"
         async with me.session.put(
             "/api/v1/me/password", json={"current": PASSWORD, "new": new}, headers=me.headers()

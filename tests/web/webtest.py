@@ -48,7 +48,7 @@ async def add_users(hub: Hub) -> dict[str, str]:
 async def web_hub(cfg: SiteConfig, broker_url: str) -> AsyncIterator[WebHub]:
     async with police_and_hub(cfg, broker_url) as (police, hub):
         tokens = await add_users(hub)
-        yield WebHub(hub, police, hub.parts["web"].url, tokens)
+        yield WebHub(hub, police, hub.web.url, tokens)
 
 
 class Browserless:

@@ -15,11 +15,11 @@ from hub.web.routing import PRINCIPAL, not_found
 from hub.web.state import state_of
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.web.state import WebDeps
 
 
-def hub_of(request: web.Request) -> Hub:
-    return state_of(request).hub
+def deps_of(request: web.Request) -> WebDeps:
+    return state_of(request).deps
 
 
 def principal(request: web.Request) -> Principal:
@@ -40,9 +40,11 @@ def parse_when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def file_response(hub: Hub, path_text: str, content_type: str, sha256: str) -> web.StreamResponse:
+def file_response(
+    deps: WebDeps, path_text: str, content_type: str, sha256: str
+) -> web.StreamResponse:
     path = Path(path_text)
-    root = (Path(hub.config.storage.data_dir) / "snapshots").resolve()
+    root = (Path(deps.config.storage.data_dir) / "snapshots").resolve()
     try:
         resolved = path.resolve()
     except OSError:

@@ -8,34 +8,32 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hub.store.writer import now_utc
-from hub.web.api.common import hub_of, json_reply, parse_when
+from hub.web.api.common import deps_of, json_reply, parse_when
 from hub.web.api.params import COMPLIANCE_AT, q
 from hub.web.csp import csp_with_style_nonce, style_nonce
 from hub.web.routing import ARGS, Endpoint, unprocessable
 from hub.web.schemas import ref
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.web.state import WebDeps
 
 
-async def compliance_result(hub: Hub, at: datetime | None) -> Any:
+async def compliance_result(deps: WebDeps, at: datetime | None) -> Any:
     """The compliance result now (the service's latest) or as of ``at``."""
     from hub.compliance.engine import evaluate
-    from hub.compliance.facts import load_facts
+    from hub.compliance.load import load_facts
 
-    service = hub.parts.get("compliance")
-    if at is None:
-        latest = getattr(service, "latest", None)
-        if latest is not None:
-            return latest
+    service = deps.compliance
+    if at is None and service.latest is not None:
+        return service.latest
     link = None
-    if at is None and service is not None and hasattr(service, "_link"):
-        link = await service._link()
-    facts = await load_facts(hub.engine, hub.config, at, link=link)
+    if at is None:
+        link = await service.link_facts()
+    facts = await load_facts(deps.engine, deps.config, at, link=link)
     return evaluate(facts)
 
 
-def _at_from_args(hub: Hub, a: dict[str, Any]) -> datetime | None:
+def _at_from_args(deps: WebDeps, a: dict[str, Any]) -> datetime | None:
     from hub.compliance.records import end_of_day
     from hub.compliance.rules import local_date
 
@@ -44,14 +42,14 @@ def _at_from_args(hub: Hub, a: dict[str, Any]) -> datetime | None:
         assert t is not None
     elif a.get("date"):
         d = date.fromisoformat(a["date"])
-        t = end_of_day(hub.config, d)
+        t = end_of_day(deps.config, d)
     else:
         return None
     if t.year < 1970:
         raise unprocessable("the hub has no history before 1970")
     now = now_utc()
     if t > now + timedelta(seconds=1):
-        if a.get("date") and date.fromisoformat(a["date"]) == local_date(hub.config, now):
+        if a.get("date") and date.fromisoformat(a["date"]) == local_date(deps.config, now):
             return None
         raise unprocessable("that moment is in the future")
     return t
@@ -60,18 +58,18 @@ def _at_from_args(hub: Hub, a: dict[str, Any]) -> datetime | None:
 async def h_compliance(request: web.Request) -> web.StreamResponse:
     from hub.compliance.report import report_json
 
-    hub = hub_of(request)
-    result = await compliance_result(hub, _at_from_args(hub, request[ARGS]))
+    deps = deps_of(request)
+    result = await compliance_result(deps, _at_from_args(deps, request[ARGS]))
     return json_reply(report_json(result))
 
 
 async def h_compliance_html(request: web.Request) -> web.StreamResponse:
     from hub.compliance.report import render_html
 
-    hub = hub_of(request)
+    deps = deps_of(request)
     a = request[ARGS]
-    result = await compliance_result(hub, _at_from_args(hub, a))
-    lang = a.get("lang") or hub.config.site.language
+    result = await compliance_result(deps, _at_from_args(deps, a))
+    lang = a.get("lang") or deps.config.site.language
     nonce = style_nonce()
     return web.Response(
         text=render_html(result, lang, style_nonce=nonce),

@@ -7,23 +7,23 @@ from typing import Any
 from aiohttp import web
 
 from hub.web import queries
-from hub.web.api.common import file_response, hub_of, json_reply, principal
+from hub.web.api.common import deps_of, file_response, json_reply, principal
 from hub.web.api.params import BIG, DEVICE_ID, LIMIT, q
-from hub.web.routing import ARGS, Endpoint, conflict, not_found, unavailable
+from hub.web.routing import ARGS, Endpoint, conflict, not_found
 from hub.web.schemas import obj, ref
 
 
 def _device_or_404(request: web.Request) -> str:
     device_id = request[ARGS]["device_id"]
-    if device_id not in hub_of(request).index.devices:
+    if device_id not in deps_of(request).index.devices:
         raise not_found(f"there is no device {device_id}")
     return str(device_id)
 
 
 async def h_devices(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     a = request[ARGS]
-    items = await queries.devices(hub.engine, hub.index)
+    items = await queries.devices(deps.engine, deps.index)
     counts: dict[str, int] = {}
     for d in items:
         counts[d["state"]] = counts.get(d["state"], 0) + 1
@@ -41,8 +41,8 @@ async def h_devices(request: web.Request) -> web.StreamResponse:
 
 
 async def h_device(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    d = await queries.device(hub.engine, hub.index, _device_or_404(request))
+    deps = deps_of(request)
+    d = await queries.device(deps.engine, deps.index, _device_or_404(request))
     assert d is not None
     return json_reply(d)
 
@@ -50,29 +50,25 @@ async def h_device(request: web.Request) -> web.StreamResponse:
 async def h_probes(request: web.Request) -> web.StreamResponse:
     a = request[ARGS]
     items = await queries.probes(
-        hub_of(request).engine, _device_or_404(request), a["limit"], a.get("before")
+        deps_of(request).engine, _device_or_404(request), a["limit"], a.get("before")
     )
     return json_reply({"items": items})
 
 
 async def h_states(request: web.Request) -> web.StreamResponse:
     items = await queries.state_changes(
-        hub_of(request).engine, _device_or_404(request), request[ARGS]["limit"]
+        deps_of(request).engine, _device_or_404(request), request[ARGS]["limit"]
     )
     return json_reply({"items": items})
 
 
 async def h_probe_now(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     device_id = _device_or_404(request)
     p = principal(request)
-    health = hub.parts.get("health")
-    probe_now = getattr(health, "probe_now", None)
-    if probe_now is None:
-        raise unavailable("the health service is not running")
-    await hub.audit(p.actor, "device.probe_now", device_id)
+    await deps.audit(p.actor, "device.probe_now", device_id)
     try:
-        result = await probe_now([device_id])
+        result = await deps.health.probe_now([device_id])
     except LookupError:
         raise conflict(f"{device_id} is not probed (it reports through its panel)") from None
     from hub.web.state import jsonable
@@ -85,12 +81,12 @@ async def h_probe_now(request: web.Request) -> web.StreamResponse:
 
 
 async def h_thumbnail(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     device_id = _device_or_404(request)
-    row = await queries.latest_camera_snapshot(hub.engine, device_id)
+    row = await queries.latest_camera_snapshot(deps.engine, device_id)
     if row is None:
         raise not_found(f"no picture from {device_id} yet")
-    return file_response(hub, row.path, row.content_type, row.sha256)
+    return file_response(deps, row.path, row.content_type, row.sha256)
 
 
 ROUTES: tuple[Endpoint, ...] = (

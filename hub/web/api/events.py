@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hub.store.writer import Audit, UnknownEvent, UpdateEvent, iso, now_utc
+from hub.store.writer import Audit, UnknownEvent, iso, now_utc
 from hub.web import queries
-from hub.web.api.common import hub_of, json_reply, parse_when, principal, via_of
+from hub.web.api.common import deps_of, json_reply, parse_when, principal, via_of
 from hub.web.api.params import EVENT_FILTERS, EVENT_ID, LIMIT, NOTE, q, strict_obj
-from hub.web.auth import Principal
 from hub.web.routing import ARGS, BODY, Endpoint, bad_request, conflict, not_found
 from hub.web.schemas import EVENT_STATES, ref
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    pass
 
 CSV_MAX_ROWS = 100_000
 
@@ -44,10 +43,10 @@ def event_filter(a: dict[str, Any]) -> queries.EventFilter:
 
 
 async def h_events(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     a = request[ARGS]
     items, total = await queries.events(
-        hub.engine, hub.index, event_filter(a), a["limit"], a["offset"]
+        deps.engine, deps.index, event_filter(a), a["limit"], a["offset"]
     )
     nxt = a["offset"] + len(items)
     return json_reply(
@@ -92,16 +91,16 @@ def _csv_cell(value: Any) -> str:
 
 
 async def h_events_csv(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     a = request[ARGS]
     p = principal(request)
-    items, _ = await queries.events(hub.engine, hub.index, event_filter(a), CSV_MAX_ROWS, 0)
+    items, _ = await queries.events(deps.engine, deps.index, event_filter(a), CSV_MAX_ROWS, 0)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
     for e in items:
         w.writerow([_csv_cell(e[c]) for c in CSV_COLUMNS])
-    await hub.audit(p.actor, "events.exported", "events", rows=len(items), filters=dict(a))
+    await deps.audit(p.actor, "events.exported", "events", rows=len(items), filters=dict(a))
     stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
     return web.Response(
         body=("\ufeff" + buf.getvalue()).encode("utf-8"),
@@ -112,8 +111,8 @@ async def h_events_csv(request: web.Request) -> web.StreamResponse:
 
 
 async def h_event(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    story = await queries.event_story(hub.engine, hub.index, request[ARGS]["event_id"])
+    deps = deps_of(request)
+    story = await queries.event_story(deps.engine, deps.index, request[ARGS]["event_id"])
     if story is None:
         raise not_found("there is no such event")
     return json_reply(story)
@@ -121,22 +120,18 @@ async def h_event(request: web.Request) -> web.StreamResponse:
 
 async def _event_exists(request: web.Request) -> str:
     event_id = str(request[ARGS]["event_id"])
-    if await queries.event_row(hub_of(request).engine, event_id) is None:
+    if await queries.event_row(deps_of(request).engine, event_id) is None:
         raise not_found("there is no such event")
     return event_id
 
 
 async def h_acknowledge(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     p = principal(request)
     event_id = await _event_exists(request)
     note = request[BODY].get("note") or None
-    lifecycle = hub.parts.get("lifecycle")
     try:
-        if lifecycle is not None:
-            result = await lifecycle.acknowledge(event_id, by=p.name, via=via_of(p), note=note)
-        else:
-            result = await hub.acknowledge(event_id, by=p.name, via=via_of(p), note=note)
+        result = await deps.lifecycle.acknowledge(event_id, by=p.name, via=via_of(p), note=note)
     except UnknownEvent:
         raise not_found("there is no such event") from None
     except ValueError as exc:
@@ -145,7 +140,7 @@ async def h_acknowledge(request: web.Request) -> web.StreamResponse:
 
 
 async def h_close(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     p = principal(request)
     event_id = await _event_exists(request)
     body = request[BODY]
@@ -153,14 +148,10 @@ async def h_close(request: web.Request) -> web.StreamResponse:
     note = body.get("note") or None
     if not disposition:
         raise bad_request("a disposition is required")
-    lifecycle = hub.parts.get("lifecycle")
     try:
-        if lifecycle is not None:
-            result = await lifecycle.close(
-                event_id, by=p.name, via=via_of(p), disposition=disposition, note=note
-            )
-        else:
-            result = await _close_fallback(hub, event_id, p, disposition, note)
+        result = await deps.lifecycle.close(
+            event_id, by=p.name, via=via_of(p), disposition=disposition, note=note
+        )
     except UnknownEvent:
         raise not_found("there is no such event") from None
     except ValueError as exc:
@@ -168,39 +159,8 @@ async def h_close(request: web.Request) -> web.StreamResponse:
     return json_reply(result)
 
 
-async def _close_fallback(
-    hub: Hub, event_id: str, p: Principal, disposition: str, note: str | None
-) -> dict[str, Any]:
-    """Close without the lifecycle service (it is not running in this hub)."""
-    row = await queries.event_row(hub.engine, event_id)
-    if row is None:
-        raise UnknownEvent(event_id)
-    if row.state == "closed":
-        return {"event_id": event_id, "state": "closed", "changed": False}
-    state: dict[str, Any] = {
-        "state": "closed",
-        "by": p.name,
-        "via": via_of(p),
-        "at": iso(now_utc()),
-        "disposition": disposition[:64],
-    }
-    if note:
-        state["note"] = note
-    await hub.submit(
-        UpdateEvent(
-            event_id,
-            f"{hub.prefix}/updates",
-            hub.config.site.id,
-            {"state": state},
-            actor=f"{via_of(p)}:{p.name}",
-            audit_action="event.closed",
-        )
-    )
-    return {"event_id": event_id, "state": "closed", "changed": True}
-
-
 async def h_note(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     p = principal(request)
     event_id = await _event_exists(request)
     text = request[BODY]["text"].strip()
@@ -208,7 +168,7 @@ async def h_note(request: web.Request) -> web.StreamResponse:
         raise bad_request("the note is empty")
     # Notes are operator records: they live in the audit log's hash chain, where they cannot
     # be altered, and are shown in the event's story.
-    await hub.submit(Audit(f"{via_of(p)}:{p.name}", "event.note", event_id, {"text": text}))
+    await deps.submit(Audit(f"{via_of(p)}:{p.name}", "event.note", event_id, {"text": text}))
     return json_reply({"event_id": event_id, "at": iso(now_utc()), "by": p.name, "text": text}, 201)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hub.store.writer import now_utc
-from hub.web.api.common import hub_of, json_reply, principal
+from hub.web.api.common import deps_of, json_reply, principal
 from hub.web.api.params import NOTE, path, q, strict_obj
 from hub.web.routing import ARGS, BODY, ApiError, Endpoint, conflict, not_found, unprocessable
 from hub.web.schemas import IDENT_PATTERN, array, obj
@@ -39,7 +39,7 @@ RESULT = obj(
 
 
 def service_of(request: web.Request) -> NoticeService:
-    found = hub_of(request).parts.get("notices")
+    found = deps_of(request).notices
     if found is None:
         raise ApiError(503, "unavailable", "notices are not running on this hub")
     service: NoticeService = found
@@ -59,7 +59,7 @@ def error_of(exc: Any) -> ApiError:
 
 async def notice_summary(request: web.Request) -> dict[str, Any]:
     """Open notices and their counts, for the console's banner and the compliance page."""
-    service = hub_of(request).parts.get("notices")
+    service = deps_of(request).notices
     if service is None:
         return {"open": 0, "overdue": 0, "answered": 0, "items": []}
     now = now_utc()

@@ -9,13 +9,13 @@ from aiohttp import web
 
 from hub.compliance.rules import ATTESTABLE, DRILL_TYPES
 from hub.store.writer import iso, now_utc
-from hub.web.api.common import hub_of, json_reply, principal
+from hub.web.api.common import deps_of, json_reply, principal
 from hub.web.api.params import BIG, DAY, LINE, SHORT, path, q, strict_obj
 from hub.web.routing import ARGS, BODY, Endpoint, conflict, not_found, unprocessable
 from hub.web.schemas import obj, ref
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.web.state import WebDeps
 
 
 def record_json(r: Any, now: datetime) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def record_json(r: Any, now: datetime) -> dict[str, Any]:
 async def h_records(request: web.Request) -> web.StreamResponse:
     from hub.compliance.records import list_records
 
-    items = await list_records(hub_of(request).engine, request[ARGS].get("kind"))
+    items = await list_records(deps_of(request).engine, request[ARGS].get("kind"))
     now = now_utc()
     return json_reply({"items": [record_json(r, now) for r in reversed(items)]})
 
@@ -37,20 +37,18 @@ async def h_records(request: web.Request) -> web.StreamResponse:
 async def _add_record(request: web.Request, build: Any) -> web.StreamResponse:
     from hub.compliance.records import RecordError
 
-    hub = hub_of(request)
+    deps = deps_of(request)
     try:
-        op = build(hub.config, request[BODY], principal(request).name)
-        record_id = await hub.submit(op)
+        op = build(deps.config, request[BODY], principal(request).name)
+        record_id = await deps.submit(op)
     except RecordError as exc:
         raise unprocessable(str(exc)) from None
-    _poke_compliance(hub)
+    _poke_compliance(deps)
     return json_reply({"id": record_id}, 201)
 
 
-def _poke_compliance(hub: Hub) -> None:
-    poke = getattr(hub.parts.get("compliance"), "poke", None)
-    if poke is not None:
-        poke()
+def _poke_compliance(deps: WebDeps) -> None:
+    deps.compliance.poke()
 
 
 async def h_add_drill(request: web.Request) -> web.StreamResponse:
@@ -96,9 +94,9 @@ async def h_add_attestation(request: web.Request) -> web.StreamResponse:
 async def h_close_hazard(request: web.Request) -> web.StreamResponse:
     from hub.compliance.records import CloseHazard, RecordError, RecordNotFound
 
-    hub = hub_of(request)
+    deps = deps_of(request)
     try:
-        closed_at = await hub.submit(
+        closed_at = await deps.submit(
             CloseHazard(
                 request[ARGS]["record_id"], principal(request).name, request[BODY].get("note", "")
             )
@@ -107,7 +105,7 @@ async def h_close_hazard(request: web.Request) -> web.StreamResponse:
         raise not_found(str(exc)) from None
     except RecordError as exc:
         raise conflict(str(exc)) from None
-    _poke_compliance(hub)
+    _poke_compliance(deps)
     return json_reply({"id": request[ARGS]["record_id"], "closed_at": iso(closed_at)})
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web.api.common import hub_of, json_reply
+from hub.web.api.common import deps_of, json_reply
 from hub.web.routing import Endpoint
 from hub.web.schemas import ref
+from hub.web.state import state_of
 
 
 async def h_healthz(request: web.Request) -> web.StreamResponse:
@@ -14,16 +15,16 @@ async def h_healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def h_readyz(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     pending: int | None = None
     oldest: float | None = None
     try:
-        pending, oldest = await hub.police.outbox_stats()
-        store_ok = hub.writer.healthy
-        store_err = hub.writer.last_error
+        pending, oldest = await deps.link.outbox_stats()
+        store_ok = deps.writer.healthy
+        store_err = deps.writer.last_error
     except Exception as exc:  # the store cannot be read: that is what readiness reports
         store_ok, store_err = False, type(exc).__name__
-    link = hub.police.state
+    link = deps.link.state
     body = {
         "ready": bool(store_ok and link.connected),
         "store": {"healthy": bool(store_ok), "error": store_err},
@@ -38,26 +39,15 @@ async def h_readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def h_metrics(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    metrics = hub.parts.get("metrics")
-    render = getattr(metrics, "render", None)
-    if render is not None:
-        data = render()
-        if not isinstance(data, bytes):
-            data = await data
-    else:
-        from prometheus_client import REGISTRY, generate_latest
-
-        data = generate_latest(REGISTRY)
+    deps = deps_of(request)
+    data = deps.metrics.render()
     return web.Response(
         body=data, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     )
 
 
 async def h_openapi(request: web.Request) -> web.StreamResponse:
-    from hub.web.openapi import document
-
-    return json_reply(document(hub_of(request).config))
+    return json_reply(state_of(request).openapi)
 
 
 ROUTES: tuple[Endpoint, ...] = (

@@ -35,7 +35,7 @@ TOKEN_TOUCH_EVERY_S = 60.0
 
 async def authenticate(request: web.Request, st: WebState) -> Principal | None:
     """The caller from a Bearer token or the session cookie, or None."""
-    engine = st.hub.engine
+    engine = st.deps.engine
     auth = request.headers.get("Authorization")
     if auth is not None:
         scheme, _, token = auth.partition(" ")
@@ -49,7 +49,7 @@ async def authenticate(request: web.Request, st: WebState) -> Principal | None:
         now = time.monotonic()
         if last is None or now - last > TOKEN_TOUCH_EVERY_S:
             st.token_touched[token_id] = now
-            await st.hub.submit(TouchTokens([token_id]))
+            await st.deps.submit(TouchTokens([token_id]))
         return Principal(user.id, user.name, user.role, "token", token_id=token_id)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie or len(cookie) > 200:
@@ -114,15 +114,15 @@ async def login(st: WebState, name: str, password: str, address: str) -> tuple[s
     Raises LoginRefused (401 wrong, 429 throttled). The answer for an unknown or disabled
     user is the same as for a wrong password, and costs the same time.
     """
-    found = await get_user(st.hub.engine, name) if len(name) <= 64 else None
+    found = await get_user(st.deps.engine, name) if len(name) <= 64 else None
     user, stored = found if found is not None else (None, None)
     ok = await check_password(st, name, password, address, stored)
     if not ok or user is None or user.disabled:
         if ok:  # a disabled account's right password counts like a wrong one
             st.guard.failed(name, address)
-        await st.hub.submit(LoginFailed(name[:64], address))
+        await st.deps.submit(LoginFailed(name[:64], address))
         raise LoginRefused(401, "invalid_credentials", "wrong user name or password", None)
-    await st.hub.submit(LoginSucceeded(user.name, address))
+    await st.deps.submit(LoginSucceeded(user.name, address))
     cookie, session = st.sessions.create(user.id, user.name)
     return cookie, Principal(
         user.id, user.name, user.role, "session", csrf_token=session.csrf_token
@@ -158,7 +158,7 @@ async def h_logout(request: web.Request) -> web.StreamResponse:
     p = principal(request)
     if p.session_key is not None:
         st.sessions.drop(p.session_key)
-        await st.hub.audit(p.actor, "logout", f"user:{p.name}")
+        await st.deps.audit(p.actor, "logout", f"user:{p.name}")
     resp = json_reply({"ok": True})
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -176,21 +176,21 @@ async def h_password(request: web.Request) -> web.StreamResponse:
     p = principal(request)
     body = request[BODY]
     address = request.remote or "?"
-    found = await get_user(st.hub.engine, p.name)
+    found = await get_user(st.deps.engine, p.name)
     try:
         ok = await check_password(st, p.name, body["current"], address, found[1] if found else None)
     except LoginRefused as exc:
         headers = {"Retry-After": str(int(exc.retry_after or 0) + 1)}
         raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
     if found is None or not ok:
-        await st.hub.submit(LoginFailed(p.name, address, action="password.change_failed"))
+        await st.deps.submit(LoginFailed(p.name, address, action="password.change_failed"))
         raise ApiError(403, "wrong_password", "the current password is wrong")
     try:
         check_password_policy(body["new"])
     except AuthError as exc:
         raise unprocessable(str(exc)) from None
     h = await hash_password_async(body["new"])
-    await st.hub.submit(UpdateUser(p.name, p.actor, password_hash=h))
+    await st.deps.submit(UpdateUser(p.name, p.actor, password_hash=h))
     st.sessions.drop_user(p.user_id, keep=p.session_key)
     return json_reply({"ok": True})
 

@@ -7,32 +7,32 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.web import queries
-from hub.web.api.common import file_response, hub_of
+from hub.web.api.common import deps_of, file_response
 from hub.web.api.params import BIG, path, q
 from hub.web.routing import ARGS, ApiError, Endpoint, not_found
 from hub.web.state import state_of
 
 
 async def h_snapshot(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    row = await queries.snapshot(hub.engine, request[ARGS]["snapshot_id"])
+    deps = deps_of(request)
+    row = await queries.snapshot(deps.engine, request[ARGS]["snapshot_id"])
     if row is None:
         raise not_found("there is no such snapshot")
-    return file_response(hub, row.path, row.content_type, row.sha256)
+    return file_response(deps, row.path, row.content_type, row.sha256)
 
 
 async def h_snapshot_signed(request: web.Request) -> web.StreamResponse:
     """``/snapshots/{id}?token=`` for the police platform: the token is the authorisation."""
     st = state_of(request)
-    hub = st.hub
+    deps = st.deps
     snapshot_id = request[ARGS]["snapshot_id"]
     try:
         from hub.linkage.snapshots import TokenInvalid, load_or_create_secret, verify_token
     except ImportError:
         raise not_found("snapshots are not served by this hub") from None
-    row = await queries.snapshot(hub.engine, snapshot_id)
+    row = await queries.snapshot(deps.engine, snapshot_id)
     if st.snapshot_secret is None:
-        st.snapshot_secret = load_or_create_secret(Path(hub.config.storage.data_dir))
+        st.snapshot_secret = load_or_create_secret(Path(deps.config.storage.data_dir))
     try:
         verify_token(
             st.snapshot_secret,
@@ -44,7 +44,7 @@ async def h_snapshot_signed(request: web.Request) -> web.StreamResponse:
         raise ApiError(403, "bad_token", "the link is not valid or has expired") from None
     if row is None:
         raise not_found("there is no such snapshot")
-    return file_response(hub, row.path, row.content_type, row.sha256)
+    return file_response(deps, row.path, row.content_type, row.sha256)
 
 
 ROUTES: tuple[Endpoint, ...] = (

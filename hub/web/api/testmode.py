@@ -2,51 +2,49 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hub.store.writer import iso, now_utc
 from hub.web import queries
-from hub.web.api.common import hub_of, json_reply, principal, via_of
+from hub.web.api.common import deps_of, json_reply, principal, via_of
 from hub.web.api.params import path, strict_obj
-from hub.web.routing import ARGS, BODY, Endpoint, not_found, unavailable, unprocessable
+from hub.web.routing import ARGS, BODY, Endpoint, not_found, unprocessable
 from hub.web.schemas import ref
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.linkage.testmode import TestModeManager
+    from hub.web.state import WebDeps
 
 
-def _testmode(hub: Hub) -> Any:
-    tm = hub.parts.get("testmode")
-    if tm is None:
-        raise unavailable("the test mode service is not running")
-    return tm
+def _testmode(deps: WebDeps) -> TestModeManager:
+    return deps.testmode
 
 
 async def h_test_mode(request: web.Request) -> web.StreamResponse:
-    targets = await queries.active_test_targets(hub_of(request).engine)
+    targets = await queries.active_test_targets(deps_of(request).engine)
     return json_reply(
         {"items": [{"target": t, "until": iso(u)} for t, u in sorted(targets.items())]}
     )
 
 
-def _resolve_target(hub: Hub, target: str) -> str:
+def _resolve_target(deps: WebDeps, target: str) -> str:
     """``device:<id>`` / ``zone:<zone>`` (a bare name: device first, then zone), or 404."""
     from hub.linkage.testmode import TestModeError, resolve_target
 
     try:
-        return resolve_target(hub.config, hub.index, target)
+        return resolve_target(deps.config, deps.index, target)
     except TestModeError as exc:
         raise not_found(str(exc)) from None
 
 
 async def h_test_mode_start(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     p = principal(request)
     body = request[BODY]
-    tm = _testmode(hub)
-    target = _resolve_target(hub, body["target"])
+    tm = _testmode(deps)
+    target = _resolve_target(deps, body["target"])
     try:
         entry = await tm.start(target, body["minutes"], by=p.name, via=via_of(p))
     except ValueError as exc:
@@ -55,10 +53,10 @@ async def h_test_mode_start(request: web.Request) -> web.StreamResponse:
 
 
 async def h_test_mode_stop(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     p = principal(request)
-    tm = _testmode(hub)
-    target = _resolve_target(hub, request[ARGS]["target"])
+    tm = _testmode(deps)
+    target = _resolve_target(deps, request[ARGS]["target"])
     ended = await tm.stop(target, by=p.name, via=via_of(p))
     if not ended:
         raise not_found(f"{target} is not in test mode")

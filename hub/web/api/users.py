@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.web import queries
-from hub.web.api.common import hub_of, json_reply, principal
+from hub.web.api.common import deps_of, json_reply, principal
 from hub.web.api.params import BIG, LIMIT, PASSWORD, SHORT, path, q, strict_obj
 from hub.web.auth import (
     ROLES,
@@ -32,19 +32,19 @@ from hub.web.state import state_of
 
 
 async def h_users(request: web.Request) -> web.StreamResponse:
-    users = await list_users(hub_of(request).engine)
+    users = await list_users(deps_of(request).engine)
     return json_reply({"items": [u.to_json() for u in users]})
 
 
 async def h_user(request: web.Request) -> web.StreamResponse:
-    found = await get_user(hub_of(request).engine, request[ARGS]["name"])
+    found = await get_user(deps_of(request).engine, request[ARGS]["name"])
     if found is None:
         raise not_found("there is no such user")
     return json_reply(found[0].to_json())
 
 
 async def h_add_user(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     body = request[BODY]
     try:
         name = check_user_name(body["name"])
@@ -54,21 +54,21 @@ async def h_add_user(request: web.Request) -> web.StreamResponse:
         raise unprocessable(str(exc)) from None
     h = await hash_password_async(body["password"])
     try:
-        await hub.submit(CreateUser(name, role, h, principal(request).actor))
+        await deps.submit(CreateUser(name, role, h, principal(request).actor))
     except AuthError as exc:
         raise conflict(str(exc)) from None
-    found = await get_user(hub.engine, name)
+    found = await get_user(deps.engine, name)
     assert found is not None
     return json_reply(found[0].to_json(), 201)
 
 
 async def h_update_user(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
-    hub = st.hub
+    deps = st.deps
     p = principal(request)
     name = request[ARGS]["name"]
     body = request[BODY]
-    found = await get_user(hub.engine, name)
+    found = await get_user(deps.engine, name)
     if found is None:
         raise not_found("there is no such user")
     user = found[0]
@@ -77,7 +77,7 @@ async def h_update_user(request: web.Request) -> web.StreamResponse:
     if user.name == p.name and (demote or disable):
         raise conflict("you cannot demote or disable yourself")
     last_admin = user.role == "admin" and not user.disabled and (demote or disable)
-    if last_admin and await count_admins(hub.engine) <= 1:
+    if last_admin and await count_admins(deps.engine) <= 1:
         raise conflict("this is the last admin")
     pw_hash = None
     if "password" in body:
@@ -87,7 +87,7 @@ async def h_update_user(request: web.Request) -> web.StreamResponse:
             raise unprocessable(str(exc)) from None
         pw_hash = await hash_password_async(body["password"])
     try:
-        view = await hub.submit(
+        view = await deps.submit(
             UpdateUser(
                 name,
                 p.actor,
@@ -107,22 +107,22 @@ async def h_update_user(request: web.Request) -> web.StreamResponse:
 
 
 async def h_tokens(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     user_id = None
     if request[ARGS].get("user"):
-        found = await get_user(hub.engine, request[ARGS]["user"])
+        found = await get_user(deps.engine, request[ARGS]["user"])
         if found is None:
             return json_reply({"items": []})
         user_id = found[0].id
-    return json_reply({"items": [t.to_json() for t in await list_tokens(hub.engine, user_id)]})
+    return json_reply({"items": [t.to_json() for t in await list_tokens(deps.engine, user_id)]})
 
 
 async def h_add_token(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     body = request[BODY]
     token = new_token()
     try:
-        token_id = await hub.submit(
+        token_id = await deps.submit(
             CreateToken(body["user"], body["name"], token_hash(token), principal(request).actor)
         )
     except UserNotFound:
@@ -133,20 +133,20 @@ async def h_add_token(request: web.Request) -> web.StreamResponse:
 
 
 async def h_revoke_token(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
+    deps = deps_of(request)
     token_id = request[ARGS]["token_id"]
     try:
-        await hub.submit(RevokeToken(token_id, principal(request).actor))
+        await deps.submit(RevokeToken(token_id, principal(request).actor))
     except LookupError:
         raise not_found("there is no such token") from None
-    tokens = [t for t in await list_tokens(hub.engine) if t.id == token_id]
+    tokens = [t for t in await list_tokens(deps.engine) if t.id == token_id]
     return json_reply(tokens[0].to_json())
 
 
 async def h_audit(request: web.Request) -> web.StreamResponse:
     a = request[ARGS]
     items = await queries.audit_entries(
-        hub_of(request).engine,
+        deps_of(request).engine,
         actor=a.get("actor"),
         action=a.get("action"),
         subject=a.get("subject"),
