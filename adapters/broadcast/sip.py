@@ -16,6 +16,9 @@ Options: ``t1_s`` (0.5), ``invite_timeout_s`` (64·T1), ``answer_timeout_s`` (20
 offer; default the one the OS routes to the controller from), ``from_user`` (``mallhub``),
 ``language`` (``zh``), ``tts_voices`` (language → espeak-ng voice), ``messages_dir``
 (site-specific recordings beside the shipped ones).
+
+A call's parts that stand alone (dialog state, sockets, audio, the OPTIONS probe) are in
+``sip_call``; SIP messages and SDP in ``sip_protocol``.
 """
 
 from __future__ import annotations
@@ -24,26 +27,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from adapters.broadcast import g711
 from adapters.broadcast.audio import (
-    AudioError,
     MessageCatalog,
-    load_wav,
-    render_text,
-    tts_voice,
 )
 from adapters.broadcast.base import (
     DEFAULT_TIMEOUT_S,
-    REASON_BUSY,
-    REASON_NO_AUDIO,
     REASON_TIMEOUT,
     BroadcastDriver,
     BroadcastStatus,
@@ -56,6 +51,20 @@ from adapters.broadcast.base import (
 )
 from adapters.broadcast.g711 import Pcm16
 from adapters.broadcast.rtp import CLOCK_RATE, RtpSender, StreamStats, packetize
+from adapters.broadcast.sip_call import (
+    FAILURE_REASONS,
+    T2_S,
+    WOKEN,
+    ActiveCall,
+    CallAudio,
+    CallFailed,
+    CallReport,
+    Dialog,
+    Woken,
+    options_transaction,
+    route,
+    udp_socket,
+)
 from adapters.broadcast.sip_protocol import (
     CODEC_PAYLOAD_TYPES,
     SdpAudio,
@@ -69,7 +78,6 @@ from adapters.broadcast.sip_protocol import (
     format_hostport,
     new_branch,
     new_call_id,
-    new_tag,
     parse_challenge,
     parse_message,
     parse_sdp_audio,
@@ -82,132 +90,8 @@ from adapters.errors import DeviceUnreachable
 
 log = logging.getLogger(__name__)
 
-T2_S: Final = 4.0
 HISTORY: Final = 100
 _ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS"
-_FAILURE_REASONS: Final = {
-    403: "forbidden",
-    404: "extension not found",
-    408: "no answer",
-    480: "temporarily unavailable",
-    486: REASON_BUSY,
-    488: "codec not acceptable",
-    600: REASON_BUSY,
-    603: "declined",
-}
-
-
-class _CallFailed(Exception):
-    """The call ended without the message being played; ``reason`` goes to the result."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-class _Woken:
-    """Returned by a receive that was interrupted by ``stop``."""
-
-
-_WOKEN: Final = _Woken()
-
-
-@dataclass(frozen=True, slots=True)
-class CallReport:
-    """What happened on the wire during one zone's call (kept for diagnostics and tests)."""
-
-    zone: str
-    extension: str
-    call_id: str
-    result: PlayResult
-    final_status: int | None = None
-    codec: str | None = None
-    remote_media: tuple[str, int] | None = None
-    rtp: StreamStats | None = None
-    rtp_packets_received: int = 0
-    authenticated: bool = False
-    hangup: str = ""
-    """``bye-ok`` (our BYE answered 2xx), ``bye-timeout``, ``bye-<code>``, ``remote`` or ``""``."""
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    """A UDP socket whose datagrams are queued (SIP) or only counted (RTP)."""
-
-    def __init__(self, keep: bool) -> None:
-        self._keep = keep
-        self.queue: asyncio.Queue[tuple[bytes, Any] | None] = asyncio.Queue()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.received = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Python 3.11's UDP transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.received += 1
-        if self._keep:
-            self.queue.put_nowait((data, addr))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors (port unreachable) on an unconnected socket; the timers handle it.
-        log.debug("UDP error on local socket: %s", exc)
-
-    def wake(self) -> None:
-        self.queue.put_nowait(None)
-
-    @property
-    def port(self) -> int:
-        assert self.transport is not None
-        return int(self.transport.get_extra_info("sockname")[1])
-
-    def send(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, addr)
-
-
-@dataclass(slots=True)
-class _ActiveCall:
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    sip: _Datagrams | None = None
-
-
-@dataclass(slots=True)
-class _Dialog:
-    """State of one call, from the INVITE to the end of the BYE transaction."""
-
-    zone: ZoneConfig
-    request_uri: str
-    remote: tuple[str, int]
-    local_host: str
-    sip: _Datagrams
-    rtp: _Datagrams
-    stop: asyncio.Event
-    call_id: str = ""
-    from_tag: str = field(default_factory=new_tag)
-    from_: str = ""
-    cseq: int = 1
-    to: str = ""
-    remote_target: str = ""
-    remote_addr: tuple[str, int] = ("", 0)
-    ack: bytes = b""
-    final_status: int | None = None
-    authenticated: bool = False
-    codec: str | None = None
-    media: tuple[str, int] | None = None
-    rtp_stats: StreamStats | None = None
-    hangup: str = ""
-    remote_hangup: bool = False
-
-    def via(self, branch: str) -> str:
-        return (
-            f"SIP/2.0/UDP {format_hostport(self.local_host, self.sip.port)};branch={branch};rport"
-        )
-
-    @property
-    def contact(self) -> str:
-        return f"<sip:mallhub@{format_hostport(self.local_host, self.sip.port)}>"
 
 
 class SipPagingDriver(BroadcastDriver):
@@ -232,16 +116,15 @@ class SipPagingDriver(BroadcastDriver):
         self.local_host: str | None = opts.get("local_host")
         self.from_user = str(opts.get("from_user", "mallhub"))
         extra = (Path(str(opts["messages_dir"])),) if opts.get("messages_dir") else ()
-        self.catalog = MessageCatalog(str(opts.get("language", "zh")), extra)
-        self.tts_voices: Mapping[str, str] = dict(opts.get("tts_voices", {}))
+        self.audio = CallAudio(
+            MessageCatalog(str(opts.get("language", "zh")), extra),
+            dict(opts.get("tts_voices", {})),
+        )
         self.calls: deque[CallReport] = deque(maxlen=HISTORY)
         """The most recent calls, oldest first."""
         self.counters: Counter[str] = Counter()
         """Ignored incoming datagrams by reason (unparsable, stray)."""
-        self._active: dict[str, _ActiveCall] = {}
-        self._audio_cache: dict[str, Pcm16] = {}
-
-    # --- lifecycle -----------------------------------------------------------------------
+        self._active: dict[str, ActiveCall] = {}
 
     async def close(self) -> None:
         """Hang up every call in progress and wait (bounded) for the hang-ups."""
@@ -249,16 +132,14 @@ class SipPagingDriver(BroadcastDriver):
             with contextlib.suppress(DeviceUnreachable):
                 await self.stop(list(self._active))
 
-    # --- operations ----------------------------------------------------------------------
-
     async def play(self, zones: Sequence[str], message: str) -> list[PlayResult]:
         known, results = self._split_known(zones)
         if not known:
             return [results[z] for z in zones]
         started = now_utc()
         try:
-            pcm = await self._audio(message)
-        except _CallFailed as exc:
+            pcm = await self.audio.pcm(message)
+        except CallFailed as exc:
             log.warning("%s: cannot play %r: %s", self.device_id, message, exc.reason)
             pcm = None
             for zone in known:
@@ -299,9 +180,17 @@ class SipPagingDriver(BroadcastDriver):
         started = loop.time()
         try:
             async with asyncio.timeout(self.timeout_s):
-                remote, local_host = await self._route()
-                async with _udp_socket(local_host, keep=True) as sock:
-                    response = await self._options(sock, remote, local_host)
+                remote, local_host = await route(self.host, self.port, self.local_host)
+                async with udp_socket(local_host, keep=True) as sock:
+                    response = await options_transaction(
+                        sock,
+                        remote,
+                        local_host,
+                        host=self.host,
+                        port=self.port,
+                        from_user=self.from_user,
+                        t1_s=self.t1_s,
+                    )
         except TimeoutError:
             error, error_type = "timeout: no answer to OPTIONS", "DeviceUnreachable"
         except OSError as exc:
@@ -318,51 +207,26 @@ class SipPagingDriver(BroadcastDriver):
             error_type=error_type,
         )
 
-    # --- audio ---------------------------------------------------------------------------
-
-    async def _audio(self, message: str) -> Pcm16:
-        stored = self.catalog.get(message)
-        if stored is not None:
-            cached = self._audio_cache.get(stored.name)
-            if cached is None:
-                try:
-                    cached = await asyncio.to_thread(load_wav, stored.wav)
-                except AudioError as exc:
-                    raise _CallFailed(f"no audio: {exc}") from exc
-                self._audio_cache[stored.name] = cached
-            return cached
-        if not message.strip():
-            raise _CallFailed("empty message")
-        try:
-            pcm = await render_text(message, tts_voice(message, self.tts_voices))
-        except AudioError as exc:
-            raise _CallFailed(f"{REASON_NO_AUDIO}: {exc}") from exc
-        if pcm is None:
-            raise _CallFailed(REASON_NO_AUDIO)
-        return pcm
-
-    # --- one zone ------------------------------------------------------------------------
-
     async def _play_zone(self, zone: ZoneConfig, pcm: Pcm16) -> PlayResult:
         started = now_utc()
         active = self._active.get(zone.id)
         if active is not None:
             return PlayResult(zone.id, "failed", "already paging this zone", started)
-        active = self._active[zone.id] = _ActiveCall()
+        active = self._active[zone.id] = ActiveCall()
         limit = self._play_timeout_s or (len(pcm) / CLOCK_RATE + 60.0)
-        dialog: _Dialog | None = None
+        dialog: Dialog | None = None
         try:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    remote, local_host = await self._route()
+                    remote, local_host = await route(self.host, self.port, self.local_host)
             except TimeoutError as exc:
-                raise _CallFailed(f"{REASON_TIMEOUT}: cannot resolve {self.host}") from exc
+                raise CallFailed(f"{REASON_TIMEOUT}: cannot resolve {self.host}") from exc
             async with (
-                _udp_socket(local_host, keep=True) as sip,
-                _udp_socket(local_host, keep=False, even=True) as rtp,
+                udp_socket(local_host, keep=True) as sip,
+                udp_socket(local_host, keep=False, even=True) as rtp,
             ):
                 active.sip = sip
-                dialog = _Dialog(
+                dialog = Dialog(
                     zone=zone,
                     request_uri=f"sip:{zone.address}@{format_hostport(self.host, self.port)}",
                     remote=remote,
@@ -378,7 +242,7 @@ class SipPagingDriver(BroadcastDriver):
                     if dialog.ack and not dialog.hangup:
                         await self._hang_up(dialog, within=self.t1_s * 4)
                     raise
-        except _CallFailed as exc:
+        except CallFailed as exc:
             result = PlayResult(zone.id, "failed", exc.reason, started)
         except TimeoutError:
             result = PlayResult(
@@ -414,22 +278,7 @@ class SipPagingDriver(BroadcastDriver):
         )
         return result
 
-    async def _route(self) -> tuple[tuple[str, int], str]:
-        """Controller address (resolved) and the local address that reaches it."""
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
-        if not infos:
-            raise OSError(f"cannot resolve {self.host}")
-        family, _, _, _, sockaddr = infos[0]
-        remote = (str(sockaddr[0]), int(sockaddr[1]))
-        if self.local_host:
-            return remote, self.local_host
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            # connect() on UDP sends nothing; it only asks the kernel for the route.
-            probe.connect(remote)
-            return remote, str(probe.getsockname()[0])
-
-    async def _call(self, d: _Dialog, pcm: Pcm16, started: datetime) -> PlayResult:
+    async def _call(self, d: Dialog, pcm: Pcm16, started: datetime) -> PlayResult:
         d.call_id = new_call_id(d.local_host)
         d.from_ = (
             f'"{self.from_user}" <sip:{self.cfg.username or self.from_user}@{self.host}>'
@@ -468,19 +317,19 @@ class SipPagingDriver(BroadcastDriver):
             break
         if response.status >= 300:
             if response.status in (401, 407):
-                raise _CallFailed("authentication failed", response.status)
-            reason = _FAILURE_REASONS.get(response.status, "rejected")
-            raise _CallFailed(f"{reason} ({response.status} {response.reason})", response.status)
+                raise CallFailed("authentication failed", response.status)
+            reason = FAILURE_REASONS.get(response.status, "rejected")
+            raise CallFailed(f"{reason} ({response.status} {response.reason})", response.status)
         self._confirm(d, response)
         try:
             answer = parse_sdp_audio(response.body)
         except SipParseError as exc:
             await self._hang_up(d, within=self.bye_timeout_s)
-            raise _CallFailed(f"bad SDP answer: {exc}") from exc
+            raise CallFailed(f"bad SDP answer: {exc}") from exc
         codec = self._pick_codec(answer)
         if codec is None or answer.port == 0:
             await self._hang_up(d, within=self.bye_timeout_s)
-            raise _CallFailed("no common codec in answer")
+            raise CallFailed("no common codec in answer")
         d.codec, d.media = codec, (answer.address, answer.port)
         payloads = packetize(g711.ENCODERS[codec](pcm).tobytes(), g711.SILENCE[codec])
         stats = await self._stream(d, payloads)
@@ -505,11 +354,11 @@ class SipPagingDriver(BroadcastDriver):
                 return codec
         return None
 
-    def _authorize(self, d: _Dialog, response: SipResponse) -> tuple[str, str]:
+    def _authorize(self, d: Dialog, response: SipResponse) -> tuple[str, str]:
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         challenge_text = response.get(header)
         if challenge_text is None or self.cfg.username is None:
-            raise _CallFailed("authentication required", response.status)
+            raise CallFailed("authentication required", response.status)
         try:
             challenge = parse_challenge(challenge_text)
             value = build_authorization(
@@ -520,15 +369,11 @@ class SipPagingDriver(BroadcastDriver):
                 uri=d.request_uri,
             )
         except ValueError as exc:
-            raise _CallFailed(f"authentication not possible: {exc}", response.status) from exc
+            raise CallFailed(f"authentication not possible: {exc}", response.status) from exc
         name = "Authorization" if response.status == 401 else "Proxy-Authorization"
         return name, value
 
-    # --- transactions --------------------------------------------------------------------
-
-    async def _receive(
-        self, d: _Dialog, deadline: float
-    ) -> SipRequest | SipResponse | _Woken | None:
+    async def _receive(self, d: Dialog, deadline: float) -> SipRequest | SipResponse | Woken | None:
         """Next parsable SIP message before ``deadline`` (loop time); ``None`` on timeout."""
         loop = asyncio.get_running_loop()
         while True:
@@ -541,7 +386,7 @@ class SipPagingDriver(BroadcastDriver):
             except TimeoutError:
                 return None
             if item is None:
-                return _WOKEN
+                return WOKEN
             data, addr = item
             if not data.strip():
                 continue  # keep-alive
@@ -561,7 +406,7 @@ class SipPagingDriver(BroadcastDriver):
                 continue
             return message
 
-    def _answer_request(self, d: _Dialog, request: SipRequest, addr: Any) -> None:
+    def _answer_request(self, d: Dialog, request: SipRequest, addr: Any) -> None:
         """Requests from the zone inside our call: BYE ends it, the rest is declined."""
         if request.method == "ACK":
             return
@@ -576,7 +421,7 @@ class SipPagingDriver(BroadcastDriver):
             reply = build_response(request, 501, "Not Implemented")
         d.sip.send(reply.to_bytes(), (str(addr[0]), int(addr[1])))
 
-    async def _invite_transaction(self, d: _Dialog, invite: SipRequest, branch: str) -> SipResponse:
+    async def _invite_transaction(self, d: Dialog, invite: SipRequest, branch: str) -> SipResponse:
         """Send the INVITE, retransmit until a provisional answer, return the final one."""
         loop = asyncio.get_running_loop()
         data = invite.to_bytes()
@@ -590,18 +435,18 @@ class SipPagingDriver(BroadcastDriver):
             if d.stop.is_set():
                 if answer_by is not None:
                     await self._cancel(d, invite, branch)
-                raise _CallFailed("stopped before answer")
+                raise CallFailed("stopped before answer")
             deadline = answer_by if answer_by is not None else min(next_send, timer_b)
             message = await self._receive(d, deadline)
-            if isinstance(message, _Woken):
+            if isinstance(message, Woken):
                 continue
             now = loop.time()
             if message is None:
                 if answer_by is not None and now >= answer_by:
                     await self._cancel(d, invite, branch)
-                    raise _CallFailed(f"{REASON_TIMEOUT}: no answer after ringing")
+                    raise CallFailed(f"{REASON_TIMEOUT}: no answer after ringing")
                 if answer_by is None and now >= timer_b:
-                    raise _CallFailed(f"{REASON_TIMEOUT}: no response to INVITE")
+                    raise CallFailed(f"{REASON_TIMEOUT}: no response to INVITE")
                 if answer_by is None and now >= next_send:
                     d.sip.send(data, d.remote)
                     interval *= 2
@@ -619,7 +464,7 @@ class SipPagingDriver(BroadcastDriver):
                 continue
             return message
 
-    def _ack_failure(self, d: _Dialog, invite: SipRequest, response: SipResponse) -> None:
+    def _ack_failure(self, d: Dialog, invite: SipRequest, response: SipResponse) -> None:
         """ACK for a non-2xx final response: same branch, the response's To (RFC 3261 17.1.1.3)."""
         ack = build_request(
             "ACK",
@@ -632,7 +477,7 @@ class SipPagingDriver(BroadcastDriver):
         )
         d.sip.send(ack.to_bytes(), d.remote)
 
-    def _confirm(self, d: _Dialog, response: SipResponse) -> None:
+    def _confirm(self, d: Dialog, response: SipResponse) -> None:
         """Take the dialog from the 2xx and send the ACK (a transaction of its own)."""
         d.to = response.get("To") or d.to
         contact = response.get("Contact")
@@ -656,7 +501,7 @@ class SipPagingDriver(BroadcastDriver):
         d.ack = ack.to_bytes()
         d.sip.send(d.ack, d.remote_addr)
 
-    async def _cancel(self, d: _Dialog, invite: SipRequest, branch: str) -> None:
+    async def _cancel(self, d: Dialog, invite: SipRequest, branch: str) -> None:
         """CANCEL a ringing INVITE and ACK its 487 (best effort, bounded)."""
         cancel = build_request(
             "CANCEL",
@@ -681,7 +526,7 @@ class SipPagingDriver(BroadcastDriver):
                     await self._hang_up(d, within=self.bye_timeout_s)
                     return
 
-    async def _stream(self, d: _Dialog, payloads: list[bytes]) -> StreamStats:
+    async def _stream(self, d: Dialog, payloads: list[bytes]) -> StreamStats:
         """Stream the audio while answering the zone's requests and re-ACKing its 2xx."""
         assert d.media is not None and d.codec is not None
         media = d.media
@@ -692,7 +537,7 @@ class SipPagingDriver(BroadcastDriver):
             listener.cancel()
         return stats
 
-    async def _listen(self, d: _Dialog) -> None:
+    async def _listen(self, d: Dialog) -> None:
         loop = asyncio.get_running_loop()
         while True:
             message = await self._receive(d, loop.time() + 3600.0)
@@ -703,7 +548,7 @@ class SipPagingDriver(BroadcastDriver):
             ):
                 d.sip.send(d.ack, d.remote_addr)  # our ACK was lost
 
-    async def _hang_up(self, d: _Dialog, within: float) -> None:
+    async def _hang_up(self, d: Dialog, within: float) -> None:
         """Send BYE and wait for its final response, retransmitting per RFC 3261 timer E."""
         d.cseq += 1
         branch = new_branch()
@@ -726,7 +571,7 @@ class SipPagingDriver(BroadcastDriver):
         while True:
             message = await self._receive(d, min(next_send, deadline))
             now = loop.time()
-            if message is None or isinstance(message, _Woken):
+            if message is None or isinstance(message, Woken):
                 if now >= deadline:
                     log.warning("%s: zone %s: BYE not answered", self.device_id, d.zone.id)
                     return
@@ -743,54 +588,3 @@ class SipPagingDriver(BroadcastDriver):
                     return
             if d.remote_hangup:
                 return
-
-    async def _options(
-        self, sock: _Datagrams, remote: tuple[str, int], local_host: str
-    ) -> SipResponse:
-        """One OPTIONS transaction; any response proves the controller is there."""
-        call_id = new_call_id(local_host)
-        branch = new_branch()
-        hostport = format_hostport(self.host, self.port)
-        request = build_request(
-            "OPTIONS",
-            f"sip:{hostport}",
-            via=f"SIP/2.0/UDP {format_hostport(local_host, sock.port)};branch={branch};rport",
-            from_=f"<sip:{self.from_user}@{self.host}>;tag={new_tag()}",
-            to=f"<sip:{hostport}>",
-            call_id=call_id,
-            cseq=1,
-            extra=[("Accept", "application/sdp")],
-        ).to_bytes()
-        interval = self.t1_s
-        sock.send(request, remote)
-        while True:
-            try:
-                async with asyncio.timeout(interval):
-                    item = await sock.queue.get()
-            except TimeoutError:
-                sock.send(request, remote)
-                interval = min(interval * 2, T2_S)
-                continue
-            if item is None:
-                continue
-            with contextlib.suppress(SipParseError):
-                message = parse_message(item[0])
-                if isinstance(message, SipResponse) and message.get("Call-ID") == call_id:
-                    return message
-
-
-@contextlib.asynccontextmanager
-async def _udp_socket(host: str, *, keep: bool, even: bool = False) -> AsyncIterator[_Datagrams]:
-    """A UDP socket on an ephemeral port of ``host`` (an even one for RTP, when asked)."""
-    loop = asyncio.get_running_loop()
-    for attempt in range(20):
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(keep), local_addr=(host, 0)
-        )
-        if not even or protocol.port % 2 == 0 or attempt == 19:
-            break
-        transport.close()
-    try:
-        yield protocol
-    finally:
-        transport.close()
