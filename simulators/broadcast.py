@@ -33,7 +33,8 @@ from typing import Any, Final, Self
 
 from aiohttp import web
 
-from simulators.sip_endpoint import Faults, Play, SipPagingEndpoint, check_digest, now
+from simulators.sip_endpoint import Faults, Play, SipPagingEndpoint, now
+from simulators.sip_wire import check_digest
 
 log = logging.getLogger(__name__)
 

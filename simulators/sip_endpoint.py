@@ -6,24 +6,31 @@ play is recorded when the call ends with BYE. Optional digest authentication (RF
 qop=auth) and fault switches: offline (silent), busy zones (486), slow (answers after a
 delay), reject (403).
 
-SIP parsing, digest checking and RTP parsing are written here independently of the drivers,
-so that a bug in a driver cannot hide behind the same bug in this fake.
+SIP parsing and digest checking (``sip_wire``) and RTP parsing are written independently of
+the drivers, so that a bug in a driver cannot hide behind the same bug in this fake.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import secrets
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self, cast
+
+from simulators.sip_wire import (
+    SipMsg,
+    build_response,
+    check_digest,
+    header_param,
+    offered_payload_types,
+    parse_sip,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +38,6 @@ T1_S: Final = 0.5
 CODEC_NUMBERS: Final = {"PCMU": 0, "PCMA": 8}
 CODEC_NAMES: Final = {0: "PCMU", 8: "PCMA"}
 ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS"
-_COMPACT: Final = {
-    "v": "via",
-    "f": "from",
-    "t": "to",
-    "i": "call-id",
-    "m": "contact",
-    "l": "content-length",
-    "c": "content-type",
-}
 
 
 @dataclass
@@ -128,132 +126,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# --- SIP wire format (independent implementation) --------------------------------------------
-
-
-@dataclass
-class _Msg:
-    first_line: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    @property
-    def is_request(self) -> bool:
-        return not self.first_line.startswith("SIP/2.0 ")
-
-    @property
-    def method(self) -> str:
-        return self.first_line.split(" ", 1)[0].upper()
-
-    @property
-    def uri(self) -> str:
-        return self.first_line.split(" ")[1]
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def all(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-
-def _parse(data: bytes) -> _Msg:
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("utf-8").split("\r\n")
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in " \t" and headers:
-            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
-            continue
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        headers.append((_COMPACT.get(key, key), value.strip()))
-    msg = _Msg(lines[0].strip(), headers, body)
-    length = msg.header("content-length")
-    if length is not None:
-        msg.body = body[: int(length)]
-    return msg
-
-
-def _param(value: str, name: str) -> str | None:
-    match = re.search(rf";\s*{name}=([^;>\s,]+)", value, re.IGNORECASE)
-    return match.group(1) if match else None
-
-
-def _response(
-    request: _Msg,
-    code: int,
-    reason: str,
-    *,
-    to_tag: str | None = None,
-    extra: Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-) -> bytes:
-    lines = [f"SIP/2.0 {code} {reason}"]
-    lines += [f"Via: {v}" for v in request.all("via")]
-    to = request.header("to") or ""
-    if to_tag and _param(to, "tag") is None:
-        to += f";tag={to_tag}"
-    lines += [
-        f"From: {request.header('from')}",
-        f"To: {to}",
-        f"Call-ID: {request.header('call-id')}",
-        f"CSeq: {request.header('cseq')}",
-        "Server: mallsim-paging",
-    ]
-    lines += [f"{k}: {v}" for k, v in extra]
-    if body:
-        lines.append("Content-Type: application/sdp")
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def _auth_params(value: str) -> dict[str, str]:
-    return {
-        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-        for m in re.finditer(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', value)
-    }
-
-
-def check_digest(
-    header: str | None,
-    *,
-    method: str,
-    username: str,
-    password: str,
-    realm: str,
-    nonces: set[str],
-) -> bool:
-    """Whether an ``Authorization: Digest`` header answers one of our nonces correctly."""
-    if not header or not header.lower().startswith("digest "):
-        return False
-    p = _auth_params(header[7:])
-    if p.get("username") != username or p.get("realm") != realm or p.get("nonce") not in nonces:
-        return False
-    ha1 = _md5(f"{username}:{realm}:{password}")
-    ha2 = _md5(f"{method}:{p.get('uri', '')}")
-    if p.get("qop"):
-        expected = _md5(
-            f"{ha1}:{p['nonce']}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
-        )
-    else:
-        expected = _md5(f"{ha1}:{p['nonce']}:{ha2}")
-    return secrets.compare_digest(expected, p.get("response", ""))
-
-
-def _offered_payload_types(sdp: bytes) -> list[int]:
-    for line in sdp.decode("utf-8", "replace").splitlines():
-        if line.startswith("m=audio "):
-            return [int(f) for f in line.split()[3:] if f.isdigit()]
-    return []
-
-
 # --- RTP receiver ----------------------------------------------------------------------------
 
 
@@ -323,7 +195,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
         self._rtp: dict[str, _RtpPort] = {}
         self._calls: dict[str, _Call] = {}
         self._answered: dict[tuple[str, str, str], bytes] = {}
-        self._pending: dict[tuple[str, str], tuple[asyncio.TimerHandle | None, _Msg, Any]] = {}
+        self._pending: dict[tuple[str, str], tuple[asyncio.TimerHandle | None, SipMsg, Any]] = {}
         self._nonces: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -388,7 +260,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
         if not data.strip():
             return
         try:
-            msg = _parse(data)
+            msg = parse_sip(data)
             if not msg.is_request:
                 return  # we never send requests that expect answers
             method = msg.method
@@ -403,7 +275,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
             "OPTIONS": self._options,
         }.get(method)
         if handler is None:
-            self._send(_response(msg, 501, "Not Implemented"), addr, method, 501)
+            self._send(build_response(msg, 501, "Not Implemented"), addr, method, 501)
             return
         handler(msg, addr)
 
@@ -423,13 +295,13 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
         self._timers.add(handle)
         return handle
 
-    def _options(self, msg: _Msg, addr: Any) -> None:
-        self._send(_response(msg, 200, "OK", extra=[("Allow", ALLOW)]), addr, "OPTIONS", 200)
+    def _options(self, msg: SipMsg, addr: Any) -> None:
+        self._send(build_response(msg, 200, "OK", extra=[("Allow", ALLOW)]), addr, "OPTIONS", 200)
 
-    def _invite(self, msg: _Msg, addr: Any) -> None:
+    def _invite(self, msg: SipMsg, addr: Any) -> None:
         call_id = msg.header("call-id") or ""
         cseq = msg.header("cseq") or ""
-        key = (call_id, cseq, _param(msg.header("via") or "", "branch") or "")
+        key = (call_id, cseq, header_param(msg.header("via") or "", "branch") or "")
         if key in self._answered:
             self.counters["INVITE retransmission"] += 1
             self._transport_send(self._answered[key], addr)
@@ -438,7 +310,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
             self.counters["INVITE retransmission"] += 1
             return
         if call_id in self._calls:
-            self._final(key, _response(msg, 488, "Not Acceptable Here"), addr, 488)
+            self._final(key, build_response(msg, 488, "Not Acceptable Here"), addr, 488)
             return
         if self.faults.slow_s > 0:
             handle = self._later(self.faults.slow_s, lambda: self._process_invite(msg, addr, key))
@@ -454,13 +326,13 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
         self._answered[key] = data
         self._send(data, addr, "INVITE", code)
 
-    def _process_invite(self, msg: _Msg, addr: Any, key: tuple[str, str, str]) -> None:
+    def _process_invite(self, msg: SipMsg, addr: Any, key: tuple[str, str, str]) -> None:
         self._pending.pop(key[:2], None)
         if self.faults.offline:
             return
         to_tag = secrets.token_hex(4)
         if self.faults.reject:
-            self._final(key, _response(msg, 403, "Forbidden", to_tag=to_tag), addr, 403)
+            self._final(key, build_response(msg, 403, "Forbidden", to_tag=to_tag), addr, 403)
             return
         if self.username is not None:
             authorization = msg.header("authorization")
@@ -479,7 +351,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
                     f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", '
                     f'algorithm=MD5, opaque="{secrets.token_hex(4)}"'
                 )
-                reply = _response(
+                reply = build_response(
                     msg,
                     401,
                     "Unauthorized",
@@ -490,18 +362,20 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
                 return
         user = msg.uri.split(":", 1)[-1].split("@", 1)[0] if "@" in msg.uri else ""
         if user not in self._rtp:
-            self._final(key, _response(msg, 404, "Not Found", to_tag=to_tag), addr, 404)
+            self._final(key, build_response(msg, 404, "Not Found", to_tag=to_tag), addr, 404)
             return
         if user in self.faults.busy or user in self.busy_zones():
-            self._final(key, _response(msg, 486, "Busy Here", to_tag=to_tag), addr, 486)
+            self._final(key, build_response(msg, 486, "Busy Here", to_tag=to_tag), addr, 486)
             return
-        offered = _offered_payload_types(msg.body)
+        offered = offered_payload_types(msg.body)
         chosen = next((pt for pt in offered if pt in self.codecs), None)
         if chosen is None:
-            self._final(key, _response(msg, 488, "Not Acceptable Here", to_tag=to_tag), addr, 488)
+            self._final(
+                key, build_response(msg, 488, "Not Acceptable Here", to_tag=to_tag), addr, 488
+            )
             return
-        self._send(_response(msg, 100, "Trying"), addr, "INVITE", 100)
-        self._send(_response(msg, 180, "Ringing", to_tag=to_tag), addr, "INVITE", 180)
+        self._send(build_response(msg, 100, "Trying"), addr, "INVITE", 100)
+        self._send(build_response(msg, 180, "Ringing", to_tag=to_tag), addr, "INVITE", 180)
         session = secrets.randbelow(10**9)
         sdp = (
             f"v=0\r\no=mallsim {session} {session} IN IP4 {self.host}\r\ns=paging\r\n"
@@ -510,7 +384,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
             f"a=rtpmap:{chosen} {CODEC_NAMES[chosen]}/8000\r\na=recvonly\r\n"
         ).encode()
         contact = f"<sip:{user}@{self.host}:{self.port}>"
-        ok = _response(
+        ok = build_response(
             msg, 200, "OK", to_tag=to_tag, extra=[("Contact", contact), ("Allow", ALLOW)], body=sdp
         )
         play = Play(zone=user, via="sip", started_at=now(), call_id=msg.header("call-id"))
@@ -545,7 +419,7 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
 
         call.retransmit = self._later(interval, again)
 
-    def _ack(self, msg: _Msg, addr: Any) -> None:
+    def _ack(self, msg: SipMsg, addr: Any) -> None:
         call = self._calls.get(msg.header("call-id") or "")
         self.counters["ACK"] += 1
         if call is not None and not call.acked:
@@ -554,15 +428,15 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
                 call.retransmit.cancel()
                 self._timers.discard(call.retransmit)
 
-    def _bye(self, msg: _Msg, addr: Any) -> None:
+    def _bye(self, msg: SipMsg, addr: Any) -> None:
         call = self._calls.get(msg.header("call-id") or "")
         if call is None:
             ended = any(p.call_id == msg.header("call-id") for p in self.plays)
             # A retransmitted BYE for a call we already ended still gets its 200.
             code, reason = (200, "OK") if ended else (481, "Call/Transaction Does Not Exist")
-            self._send(_response(msg, code, reason), addr, "BYE", code)
+            self._send(build_response(msg, code, reason), addr, "BYE", code)
             return
-        self._send(_response(msg, 200, "OK"), addr, "BYE", 200)
+        self._send(build_response(msg, 200, "OK"), addr, "BYE", 200)
         self._end_call(call)
 
     def _end_call(self, call: _Call) -> None:
@@ -576,23 +450,25 @@ class SipPagingEndpoint(asyncio.DatagramProtocol):
             rtp.play = None
         self._changed()
 
-    def _cancel(self, msg: _Msg, addr: Any) -> None:
+    def _cancel(self, msg: SipMsg, addr: Any) -> None:
         call_id = msg.header("call-id") or ""
         cseq_num = (msg.header("cseq") or "").split(" ", 1)[0]
         invite_cseq = f"{cseq_num} INVITE"
         pending = self._pending.pop((call_id, invite_cseq), None)
         if pending is None:
-            self._send(_response(msg, 481, "Call/Transaction Does Not Exist"), addr, "CANCEL", 481)
+            self._send(
+                build_response(msg, 481, "Call/Transaction Does Not Exist"), addr, "CANCEL", 481
+            )
             return
         handle, invite, invite_addr = pending
         if handle is not None:
             handle.cancel()
             self._timers.discard(handle)
-        self._send(_response(msg, 200, "OK"), addr, "CANCEL", 200)
-        key = (call_id, invite_cseq, _param(invite.header("via") or "", "branch") or "")
+        self._send(build_response(msg, 200, "OK"), addr, "CANCEL", 200)
+        key = (call_id, invite_cseq, header_param(invite.header("via") or "", "branch") or "")
         self._final(
             key,
-            _response(invite, 487, "Request Terminated", to_tag=secrets.token_hex(4)),
+            build_response(invite, 487, "Request Terminated", to_tag=secrets.token_hex(4)),
             invite_addr,
             487,
         )
