@@ -2,6 +2,11 @@
 
 ``${VAR}`` and ``${VAR:-default}`` in any string value are replaced from the environment
 before validation, so secrets live in the environment, never in the file.
+
+Long because it is the one model tree the site's YAML file maps to: a class per section, in
+the file's order, each named after its key, with the rules that span sections (ids unique,
+references that exist) on :class:`SiteConfig`; loading, environment substitution and error
+reporting follow at the end.
 """
 
 from __future__ import annotations

@@ -38,10 +38,12 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 
 KNOWN_LONG: frozenset[str] = frozenset(
     {
-        # Being split by their owners (RTSP video work); remove each line when its file is.
-        "simulators/camera.py",
+        # Being split by the RTSP video work; remove each line when its file is split.
+        "simulators/camera/__init__.py",
         "adapters/onvif/video.py",
         "adapters/onvif/driver.py",
+        # Grown past the limit by the login-throttling work; to be split or explained.
+        "hub/web/auth.py",
     }
 )
 """The one list of files allowed over MAX_LINES without a reason, until they are split."""
