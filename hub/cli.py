@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hub import __version__
 from hub.config import ConfigError, SiteConfig, json_schema, load_config
+from hub.logs import setup_logging
 from hub.signals import stop_on_signals, wait_stop
 
 log = logging.getLogger("mallhub")
@@ -42,6 +43,11 @@ def _load(path: str) -> SiteConfig | None:
     except ConfigError as exc:
         _print_config_errors(path, exc)
         return None
+
+
+# Each sub-command imports the parts of the hub it runs when it runs (lazily, for start-up
+# time): `mallhub config validate` or `mallhub db upgrade` must not load the web server,
+# the drivers and the video checks first.
 
 
 async def _run(config: SiteConfig) -> int:
@@ -194,8 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hub.logs import setup_logging
-
     args = build_parser().parse_args(argv)
     setup_logging(json_lines=args.log_json, verbose=args.verbose)
     try:

@@ -26,14 +26,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from hub.app import Hub
 from hub.broker import EmbeddedBroker, LocalMosquitto, free_port, mosquitto_path
 from hub.config import ConfigError, load_config
 from hub.signals import stop_on_signals, wait_stop
-
-if TYPE_CHECKING:
-    from hub.app import Hub
+from hub.web.auth import AuthError, CreateUser, UpdateUser, hash_password_async
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +125,6 @@ async def _demo(
     http_port: int,
     stop: asyncio.Event,
 ) -> int:
-    from hub.app import Hub
-
     async with AsyncExitStack() as stack:
         if args.broker:
             broker_url = args.broker
@@ -222,8 +218,6 @@ async def _devices_ready(
 async def _console_login(hub: Hub) -> None:
     """A console login for this demo run only: a fresh random password, shown once. A data
     directory from an earlier run already has the user: its password is renewed."""
-    from hub.web.auth import AuthError, CreateUser, UpdateUser, hash_password_async
-
     password = secrets.token_urlsafe(12)
     hashed = await hash_password_async(password)
     try:

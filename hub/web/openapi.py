@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 from hub import __version__
+from hub.web.api import ENDPOINTS
 from hub.web.auth import CSRF_HEADER, SESSION_COOKIE
 from hub.web.routing import JSON, Endpoint, harden
 from hub.web.schemas import COMPONENTS, ref
@@ -116,8 +117,6 @@ def _document() -> dict[str, Any]:
 
 
 def _build(config: Any) -> dict[str, Any]:
-    from hub.web.api import ENDPOINTS
-
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
         paths.setdefault(to_openapi_path(ep.path), {})[ep.method.lower()] = _operation(ep, config)
@@ -156,7 +155,6 @@ def document(config: Any = None) -> dict[str, Any]:
 
 def markdown() -> str:
     """docs/api.md: every route with its role, parameters, body and responses."""
-    from hub.web.api import ENDPOINTS
 
     lines = [
         "# mallhub HTTP API",

@@ -12,7 +12,12 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
 
+from hub.compliance.records import end_of_day, list_records, start_of_day
+from hub.compliance.report import report_json
+from hub.compliance.rules import ATTESTABLE, DRILL_TYPES, local_date, site_tz
+from hub.store.models import Snapshot
 from hub.store.writer import now_utc
 from hub.web import queries
 from hub.web.api import (
@@ -59,7 +64,6 @@ def local_time(request: web.Request, value: str | datetime | None) -> str:
     """An ISO time or datetime in the site's time zone, as people read it."""
     if value is None or value == "":
         return "—"
-    from hub.compliance.rules import site_tz
 
     t = (
         value
@@ -255,9 +259,6 @@ async def console(request: web.Request) -> web.StreamResponse:
 
 
 async def _snapshots_for(request: web.Request, event_ids: list[str]) -> dict[str, list[Any]]:
-    from sqlalchemy import select
-
-    from hub.store.models import Snapshot
 
     deps = state_of(request).deps
     out: dict[str, list[Any]] = {}
@@ -316,7 +317,6 @@ def _page_args(request: web.Request) -> dict[str, Any]:
             continue
         if d.year < 1970:
             continue
-        from hub.compliance.records import end_of_day, start_of_day
 
         cfg = state_of(request).deps.config
         a[key] = (start_of_day(cfg, d) if key == "since" else end_of_day(cfg, d)).isoformat()
@@ -375,10 +375,6 @@ async def event_page(request: web.Request) -> web.StreamResponse:
 
 
 async def compliance_page(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import end_of_day
-    from hub.compliance.report import report_json
-    from hub.compliance.rules import local_date
-
     p = await _page_user(request)
     deps = state_of(request).deps
     day_text = request.query.get("date", "")
@@ -405,9 +401,6 @@ async def compliance_page(request: web.Request) -> web.StreamResponse:
 
 
 async def records_page(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import list_records
-    from hub.compliance.rules import ATTESTABLE, DRILL_TYPES
-
     p = await _page_user(request)
     deps = state_of(request).deps
     now = now_utc()

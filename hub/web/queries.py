@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.events import kind_info
+from hub.events import KINDS, kind_info
 from hub.site import DeviceInfo, SiteIndex
 from hub.store.models import (
     AuditLog,
@@ -332,8 +332,6 @@ def _filtered(index: SiteIndex, f: EventFilter, base: Select[Any]) -> Select[Any
 
 
 def _known_kinds() -> list[str]:
-    from hub.events import KINDS
-
     return list(KINDS)
 
 

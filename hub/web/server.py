@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hub.store.writer import StoreUnavailable
 from hub.tasks import stop_task
-from hub.web import queries
+from hub.web import notice_pages, pages, queries
 from hub.web.api import ENDPOINTS, authenticate
 from hub.web.auth import CSRF_HEADER, csrf_ok
 from hub.web.csp import CSP
@@ -174,8 +175,6 @@ async def api_errors(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        from hub.store.writer import StoreUnavailable
-
         if isinstance(exc, ConnectionResetError) and client_went_away(request):
             raise  # the client_gone middleware notes it
 
@@ -192,7 +191,6 @@ async def api_errors(
 
 def create_app(deps: WebDeps, *, tls: bool = False) -> web.Application:
     """The aiohttp application over ``deps`` (routes from the table, then the pages)."""
-    from hub.web import notice_pages, pages
 
     app = web.Application(
         middlewares=[client_gone, security_headers, api_errors], client_max_size=1024**2

@@ -7,6 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hub.compliance.engine import evaluate
+from hub.compliance.load import load_facts
+from hub.compliance.records import end_of_day
+from hub.compliance.report import render_html, report_json
+from hub.compliance.rules import local_date
 from hub.store.writer import now_utc
 from hub.web.api.common import deps_of, json_reply, parse_when
 from hub.web.api.params import COMPLIANCE_AT, q
@@ -20,8 +25,6 @@ if TYPE_CHECKING:
 
 async def compliance_result(deps: WebDeps, at: datetime | None) -> Any:
     """The compliance result now (the service's latest) or as of ``at``."""
-    from hub.compliance.engine import evaluate
-    from hub.compliance.load import load_facts
 
     service = deps.compliance
     if at is None and service.latest is not None:
@@ -34,9 +37,6 @@ async def compliance_result(deps: WebDeps, at: datetime | None) -> Any:
 
 
 def _at_from_args(deps: WebDeps, a: dict[str, Any]) -> datetime | None:
-    from hub.compliance.records import end_of_day
-    from hub.compliance.rules import local_date
-
     if a.get("at"):
         t = parse_when(a["at"])
         assert t is not None
@@ -56,16 +56,12 @@ def _at_from_args(deps: WebDeps, a: dict[str, Any]) -> datetime | None:
 
 
 async def h_compliance(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.report import report_json
-
     deps = deps_of(request)
     result = await compliance_result(deps, _at_from_args(deps, request[ARGS]))
     return json_reply(report_json(result))
 
 
 async def h_compliance_html(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.report import render_html
-
     deps = deps_of(request)
     a = request[ARGS]
     result = await compliance_result(deps, _at_from_args(deps, a))

@@ -11,6 +11,7 @@ from hub.web.api.common import deps_of, file_response, json_reply, principal
 from hub.web.api.params import BIG, DEVICE_ID, LIMIT, q
 from hub.web.routing import ARGS, Endpoint, conflict, not_found
 from hub.web.schemas import obj, ref
+from hub.web.state import jsonable
 
 
 def _device_or_404(request: web.Request) -> str:
@@ -71,7 +72,6 @@ async def h_probe_now(request: web.Request) -> web.StreamResponse:
         result = await deps.health.probe_now([device_id])
     except LookupError:
         raise conflict(f"{device_id} is not probed (it reports through its panel)") from None
-    from hub.web.state import jsonable
 
     out: dict[str, Any] = {"device_id": device_id, "requested": True}
     res = jsonable(result[0]) if isinstance(result, list) and result else None

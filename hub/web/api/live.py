@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from hub.web.routing import Endpoint
@@ -12,7 +14,6 @@ SSE_HEARTBEAT_S = 15.0
 
 async def h_live(request: web.Request) -> web.StreamResponse:
     """One SSE stream per console: ``data:`` lines of JSON, a comment as heartbeat."""
-    import asyncio
 
     st = state_of(request)
     resp = web.StreamResponse(

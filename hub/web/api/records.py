@@ -7,6 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hub.compliance.records import (
+    CloseHazard,
+    RecordError,
+    RecordNotFound,
+    list_records,
+    new_attestation,
+    new_drill,
+    new_hazard,
+    new_review,
+    new_training,
+)
 from hub.compliance.rules import ATTESTABLE, DRILL_TYPES
 from hub.store.writer import iso, now_utc
 from hub.web.api.common import deps_of, json_reply, principal
@@ -27,16 +38,12 @@ def record_json(r: Any, now: datetime) -> dict[str, Any]:
 
 
 async def h_records(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import list_records
-
     items = await list_records(deps_of(request).engine, request[ARGS].get("kind"))
     now = now_utc()
     return json_reply({"items": [record_json(r, now) for r in reversed(items)]})
 
 
 async def _add_record(request: web.Request, build: Any) -> web.StreamResponse:
-    from hub.compliance.records import RecordError
-
     deps = deps_of(request)
     try:
         op = build(deps.config, request[BODY], principal(request).name)
@@ -52,22 +59,16 @@ def _poke_compliance(deps: WebDeps) -> None:
 
 
 async def h_add_drill(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import new_drill
-
     return await _add_record(
         request, lambda c, b, by: new_drill(c, b["date"], b["title"], by, b.get("type"))
     )
 
 
 async def h_add_training(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import new_training
-
     return await _add_record(request, lambda c, b, by: new_training(c, b["date"], b["title"], by))
 
 
 async def h_add_hazard(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import new_hazard
-
     return await _add_record(
         request,
         lambda c, b, by: new_hazard(c, b["title"], b["owner"], b["due"], by, b.get("found")),
@@ -75,16 +76,12 @@ async def h_add_hazard(request: web.Request) -> web.StreamResponse:
 
 
 async def h_add_review(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import new_review
-
     return await _add_record(
         request, lambda c, b, by: new_review(c, b.get("date"), b.get("title"), by)
     )
 
 
 async def h_add_attestation(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import new_attestation
-
     return await _add_record(
         request,
         lambda c, b, by: new_attestation(c, b["rule"], by, b["evidence"], b["expires"]),
@@ -92,8 +89,6 @@ async def h_add_attestation(request: web.Request) -> web.StreamResponse:
 
 
 async def h_close_hazard(request: web.Request) -> web.StreamResponse:
-    from hub.compliance.records import CloseHazard, RecordError, RecordNotFound
-
     deps = deps_of(request)
     try:
         closed_at = await deps.submit(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub.linkage.snapshots import TokenInvalid, load_or_create_secret, verify_token
 from hub.web import queries
 from hub.web.api.common import deps_of, file_response
 from hub.web.api.params import BIG, path, q
@@ -26,10 +27,6 @@ async def h_snapshot_signed(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
     deps = st.deps
     snapshot_id = request[ARGS]["snapshot_id"]
-    try:
-        from hub.linkage.snapshots import TokenInvalid, load_or_create_secret, verify_token
-    except ImportError:
-        raise not_found("snapshots are not served by this hub") from None
     row = await queries.snapshot(deps.engine, snapshot_id)
     if st.snapshot_secret is None:
         st.snapshot_secret = load_or_create_secret(Path(deps.config.storage.data_dir))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from hub.linkage.testmode import TestModeError, resolve_target
 from hub.store.writer import iso, now_utc
 from hub.web import queries
 from hub.web.api.common import deps_of, json_reply, principal, via_of
@@ -31,7 +32,6 @@ async def h_test_mode(request: web.Request) -> web.StreamResponse:
 
 def _resolve_target(deps: WebDeps, target: str) -> str:
     """``device:<id>`` / ``zone:<zone>`` (a bare name: device first, then zone), or 404."""
-    from hub.linkage.testmode import TestModeError, resolve_target
 
     try:
         return resolve_target(deps.config, deps.index, target)
