@@ -4,9 +4,9 @@ and starts them in order.
 No service imports this module (the CLI, the demo and tests do). Each service is given what
 it needs, by name and type: the store writer (or a :class:`~hub.store.recorder.Recorder`
 over it), the event bus, the site index, the config, the police link's status, the command
-registry, the running drivers. The wiring, in start order (``AsyncExitStack``; leaving it stops them in
-reverse: drivers stop accepting first, in-flight commits finish, the police link says
-"offline", the store closes last)::
+registry, the running drivers. The wiring, in start order (``AsyncExitStack``; leaving it
+stops them in reverse: drivers stop accepting first, in-flight commits finish, the police
+link says "offline", the store closes last)::
 
     store (engine, writer) ─┬─ ingest ◀── drivers (SIA receiver, camera events)
                             ├─ police link ◀── commands (ack, probe, snapshot, compliance)
