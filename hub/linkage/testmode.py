@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -31,9 +31,6 @@ from hub.site import SiteIndex
 from hub.store.models import AuditLog, TestMode
 from hub.store.writer import WriteContext, iso, now_utc
 from hub.tasks import stop_task
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -14,9 +14,6 @@ from hub.web.api.common import deps_of, json_reply, parse_when, principal, via_o
 from hub.web.api.params import EVENT_FILTERS, EVENT_ID, LIMIT, NOTE, q, strict_obj
 from hub.web.routing import ARGS, BODY, Endpoint, bad_request, conflict, not_found
 from hub.web.schemas import EVENT_STATES, ref
-
-if TYPE_CHECKING:
-    pass
 
 CSV_MAX_ROWS = 100_000
 
