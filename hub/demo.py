@@ -26,12 +26,14 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub.app import Hub
 from hub.broker import EmbeddedBroker, LocalMosquitto, free_port, mosquitto_path
 from hub.config import ConfigError, load_config
 from hub.signals import stop_on_signals, wait_stop
-from hub.web.auth import AuthError, CreateUser, UpdateUser, hash_password_async
+
+if TYPE_CHECKING:
+    from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,10 @@ async def _demo(
             )
         )
         cameras = [int(env[f"DEMO_CAM{i}_PORT"]) for i in range(1, CAMERAS + 1)]
+        # Imported here, lazily, for start-up time: loading the hub's modules (seconds on a
+        # small machine) overlaps with the broker, the police simulator and the mall starting.
+        from hub.app import Hub
+
         if not await _devices_ready(mall, cameras, stop):
             if stop.is_set():
                 return 0
@@ -218,6 +224,13 @@ async def _devices_ready(
 async def _console_login(hub: Hub) -> None:
     """A console login for this demo run only: a fresh random password, shown once. A data
     directory from an earlier run already has the user: its password is renewed."""
+    from hub.web.auth import (  # loaded with the hub
+        AuthError,
+        CreateUser,
+        UpdateUser,
+        hash_password_async,
+    )
+
     password = secrets.token_urlsafe(12)
     hashed = await hash_password_async(password)
     try:
