@@ -38,8 +38,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 
 KNOWN_LONG: frozenset[str] = frozenset(
     {
-        # Being split by the RTSP video work; remove each line when its file is split.
-        "simulators/camera/__init__.py",
+        # Being split by the video work; remove each line when its file is split.
         "adapters/onvif/video.py",
         "adapters/onvif/driver.py",
     }

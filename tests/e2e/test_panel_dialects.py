@@ -33,7 +33,7 @@ async def test_text_blocks_and_status_reports_reach_the_police_as_what_they_are(
 ) -> None:
     cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
     async with police_and_hub(cfg, broker.url) as (police, hub):
-        port = hub.parts["sia"].tcp_port
+        port = hub.sia.tcp_port
         view = police.view(cfg.site.id)
         reply = await _send(port, _frame(1, "SIA-DCS", "#1234|Nri1/PA015|Agate panic"))
         assert b'"ACK"0001' in reply
