@@ -41,6 +41,8 @@ KNOWN_LONG: frozenset[str] = frozenset(
         # Being split by the video work; remove each line when its file is split.
         "adapters/onvif/video.py",
         "adapters/onvif/driver.py",
+        # The city benchmark of the police side: to be split or explained by its authors.
+        "bench/city.py",
     }
 )
 """The one list of files allowed over MAX_LINES without a reason, until they are split."""
