@@ -38,10 +38,8 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 
 KNOWN_LONG: frozenset[str] = frozenset(
     {
-        # Being split by the video work; remove each line when its file is split.
-        "adapters/onvif/video.py",
-        "adapters/onvif/driver.py",
-        # The city benchmark of the police side: to be split or explained by its authors.
+        # The city benchmark of the police side: to be split or explained by its authors;
+        # remove the line when it is.
         "bench/city.py",
     }
 )
