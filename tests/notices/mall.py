@@ -130,7 +130,7 @@ async def cameras_warm(hub: Hub, cameras: tuple[str, ...] = ("cam-gate-1", "cam-
     from adapters.errors import AdapterError
     from tests.support.wait import wait_until
 
-    pool = hub.parts["linkage"].cameras
+    pool = hub.linkage.cameras
 
     async def ok(cam: str) -> bool:
         try:

@@ -46,7 +46,7 @@ async def command(police: PolicePlatform, name: str, body: dict[str, Any]) -> di
 
 
 async def rule_status(hub: Hub, rule: str = "POL-NOTICE") -> str:
-    result = await hub.parts["compliance"].evaluate_now()
+    result = await hub.compliance.evaluate_now()
     return str(result.rule(rule).status)
 
 
@@ -118,7 +118,7 @@ async def test_notice_round_trip_returns_compliance_to_where_it_was(
         view = police.view(SITE)
         await add_users(hub)
         await health_settled(hub)
-        before = await hub.parts["compliance"].evaluate_now()
+        before = await hub.compliance.evaluate_now()
         before_failing = {r.rule_id for r in before.rules if r.status == "fail"}
         assert "POL-NOTICE" not in before_failing
 
@@ -145,7 +145,7 @@ async def test_notice_round_trip_returns_compliance_to_where_it_was(
         again = await command(police, "notice", dict(issued))
         assert again["result"]["changed"] is False and again["result"]["version"] == 1
 
-        async with Browserless(hub.parts["web"].url) as b:
+        async with Browserless(hub.web.url) as b:
             assert (await b.login("operator")).status == 200
             listed = await (await b.session.get("/api/v1/notices?open=true")).json()
             assert [i["notice_id"] for i in listed["items"]] == ["ZG-2026-001"]
@@ -199,7 +199,7 @@ async def test_notice_round_trip_returns_compliance_to_where_it_was(
             "accepted",
         ]
         assert final["version"] == 5 and final["closed_at"]
-        after = await hub.parts["compliance"].evaluate_now()
+        after = await hub.compliance.evaluate_now()
         assert after.rule("POL-NOTICE").status == "pass"
         assert {r.rule_id for r in after.rules if r.status == "fail"} == before_failing
         assert after.overall == before.overall
@@ -249,7 +249,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
         await refused(
             {"action": "reject", "notice_id": "ZG-1", "by": "李警官", "reason": "x"}, "conflict"
         )
-        async with Browserless(hub.parts["web"].url) as b:
+        async with Browserless(hub.web.url) as b:
             assert (await b.login("operator")).status == 200
 
             async def answer(notice_id: str, **body: Any) -> aiohttp.ClientResponse:
@@ -268,7 +268,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
             row, steps = await notice_rows(hub, "ZG-1")
             assert row.state == "open" and len(steps) == 1
             # A viewer may read but not answer.
-            async with Browserless(hub.parts["web"].url) as v:
+            async with Browserless(hub.web.url) as v:
                 assert (await v.login("viewer")).status == 200
                 r = await v.session.post(
                     "/api/v1/notices/ZG-1/answer", json={"note": "x"}, headers=v.headers()
@@ -321,7 +321,7 @@ async def test_open_notice_survives_restart_and_a_broker_that_lost_it(
         await police.wait_for(lambda: "ZG-7" in police.view(SITE).notices, within=30)
         n = police.view(SITE).notices["ZG-7"]
         assert n["state"] == "open" and n["finding"] == "正门摄像机画面被遮挡"
-        assert [v.notice_id for v in await hub.parts["notices"].list(open_only=True)] == ["ZG-7"]
+        assert [v.notice_id for v in await hub.notices.list(open_only=True)] == ["ZG-7"]
         assert await rule_status(hub) == "fail"
         assert_no_violations(police)
 
@@ -341,7 +341,7 @@ async def test_a_deadline_passing_is_published_and_counted_as_overdue(
         )
         n = view.notices["ZG-9"]
         assert n["state"] == "open" and n["steps"][-1]["action"] == "overdue"
-        result = await hub.parts["compliance"].evaluate_now()
+        result = await hub.compliance.evaluate_now()
         outcome = result.rule("POL-NOTICE").outcome
         assert outcome.status == "fail" and "overdue" in outcome.explanation.en
         assert {e.check for e in outcome.evidence} == {"overdue"}
