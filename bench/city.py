@@ -1,5 +1,8 @@
 """City scale: the patrol service on a 3-node NATS cluster with many emulated malls.
 
+Long because it is one benchmark run in phases that share one cluster, one store and one
+set of emulated malls; split, each phase would need that whole set-up passed around.
+
 Phases, all in one run on one machine, against a raw nats-py baseline on the same cluster:
 
 1. the city: every mall's retained status and compliance and D devices' availability,

@@ -36,13 +36,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
 }
 """Top-level package → the top-level packages it must not import."""
 
-KNOWN_LONG: frozenset[str] = frozenset(
-    {
-        # The city benchmark of the police side: to be split or explained by its authors;
-        # remove the line when it is.
-        "bench/city.py",
-    }
-)
+KNOWN_LONG: frozenset[str] = frozenset()
 """The one list of files allowed over MAX_LINES without a reason, until they are split."""
 
 
