@@ -47,9 +47,10 @@ from nats.js.api import StreamConfig
 from sqlalchemy.engine import make_url
 
 from bench.common import machine, percentile, print_machine, table, verdict
+from hub.broker import free_port
 from patrol.auth import add_user
 from patrol.models import open_store
-from patrol.natsnode import NatsCluster, free_port
+from patrol.natsnode import NatsCluster
 from simulators.city import EmulatedHub, MallSpec, city_specs
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from hub.broker import free_port
+
 NATS_SERVER_FALLBACK = "/usr/sbin/nats-server"
 
 
@@ -27,12 +29,6 @@ def nats_server_path() -> str | None:
     if found:
         return found
     return NATS_SERVER_FALLBACK if Path(NATS_SERVER_FALLBACK).exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:

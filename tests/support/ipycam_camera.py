@@ -11,24 +11,19 @@ process so its threads and its FFmpeg child end with it.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import threading
 import time
 
 import numpy as np
 
+from hub.broker import free_port
+
 CONFIGURED_FPS = 25
 MAIN = (640, 360)
 SUB = (320, 180)
 """Small pictures: ipycam encodes in Python and FFmpeg children, and must keep up with 25 fps
 on a busy test machine for the delivered rate to be the one fed."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _picture(i: int, width: int, height: int) -> np.ndarray:
@@ -50,8 +45,8 @@ def main() -> int:
     args = p.parse_args()
     cfg = CameraConfig()
     cfg.local_ip = "127.0.0.1"
-    cfg.onvif_port, cfg.rtsp_port = _free_port(), _free_port()
-    cfg.web_port, cfg.rtmp_port, cfg.go2rtc_api_port = _free_port(), _free_port(), _free_port()
+    cfg.onvif_port, cfg.rtsp_port = free_port(), free_port()
+    cfg.web_port, cfg.rtmp_port, cfg.go2rtc_api_port = free_port(), free_port(), free_port()
     cfg.main_width, cfg.main_height, cfg.main_fps = *MAIN, CONFIGURED_FPS
     cfg.sub_width, cfg.sub_height, cfg.sub_fps = *SUB, CONFIGURED_FPS
     cfg.hw_accel = "cpu"
