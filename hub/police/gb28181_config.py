@@ -7,11 +7,23 @@ it is written ``${VAR}`` and read from the environment.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from adapters.gb28181.ids import GbIdError, check_site_code, parse_id
+from hub.addresses import check_host
+
+# A host name or address, checked as every device host is (no scheme, port, path or space).
+Host = Annotated[str, AfterValidator(check_host)]
 
 
 def _gb_id(value: str, what: str) -> str:
@@ -36,7 +48,7 @@ class Gb28181Uplink(BaseModel):
         title="Upper platform domain",
         description="The upper platform's SIP domain; default the first 10 digits of its ID.",
     )
-    host: str = Field(min_length=1, title="Upper platform address", description="Host or IP.")
+    host: Host = Field(min_length=1, title="Upper platform address", description="Host or IP.")
     port: int = Field(
         default=5060, ge=1, le=65535, title="Upper platform SIP port", description="Usually 5060."
     )
@@ -73,13 +85,13 @@ class Gb28181Uplink(BaseModel):
         title="Channel IDs",
         description="Device id → a 20-digit channel ID given by the police, instead of the rule's.",
     )
-    local_host: str = Field(
+    local_host: Host = Field(
         default="0.0.0.0", title="Local address", description="Address the SIP socket binds."
     )
     local_port: int = Field(
         default=5060, ge=0, le=65535, title="Local SIP port", description="0 picks a free port."
     )
-    contact_host: str | None = Field(
+    contact_host: Host | None = Field(
         default=None,
         title="Address the platform reaches the hub at",
         description="Put in Via, Contact and SDP; default the address routed to the platform.",

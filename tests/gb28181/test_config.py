@@ -57,6 +57,11 @@ def test_a_good_section_and_the_derived_ids(tmp_path: Path) -> None:
         ({"surprise": 1}, "police.gb28181.surprise", ""),
         ({"channel_ids": {"cam-gate-1": "12"}}, "police.gb28181.channel_ids", "not 20 digits"),
         ({"device_id": GOOD["server_id"]}, "police.gb28181", "must differ"),
+        ({"host": "10.0.0.999"}, "police.gb28181.host", "not a valid IPv4"),
+        ({"host": "sip://10.0.0.5"}, "police.gb28181.host", "not a host"),
+        ({"host": "platform 1"}, "police.gb28181.host", "space"),
+        ({"local_host": "0.0.0.0:5060"}, "police.gb28181.local_host", "port"),
+        ({"contact_host": "hub..local"}, "police.gb28181.contact_host", "empty label"),
     ],
 )
 def test_bad_fields_are_named(
