@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-NAMES = ("latency", "throughput", "health", "video", "simcams", "soak", "city")
+NAMES = ("latency", "throughput", "health", "video", "simcams", "soak", "city", "gbalarm")
 
 
 class BenchModule(Protocol):
