@@ -19,6 +19,7 @@ fails on it can say why.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -227,10 +228,28 @@ class CappedONVIFCamera(ONVIFCamera):  # type: ignore[misc]  # onvif ships no ty
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_answer_bytes = max_answer_bytes
+        self._creating: set[asyncio.Task[Any]] = set()
 
     async def create_onvif_service(self, *args: Any, **kwargs: Any) -> Any:
-        service = await super().create_onvif_service(*args, **kwargs)
+        # The library opens a service's HTTP session first and keeps the service (so that
+        # close() finds it) only once its set-up is done; the set-up parses the WSDL, which
+        # takes seconds the first time on a small machine. A caller that gives up during it
+        # (a connect or linkage timeout) would leave the session open for ever. So the
+        # creation is a task of its own that always runs to its end (set-up is local work,
+        # no network), shielded from the caller's cancellation, and close() waits for it.
+        creation = asyncio.get_running_loop().create_task(
+            super().create_onvif_service(*args, **kwargs), name="onvif-create-service"
+        )
+        self._creating.add(creation)
+        creation.add_done_callback(self._creating.discard)
+        service = await asyncio.shield(creation)
         transport = service.transport
         if not isinstance(transport.session, CappedSession):
             transport.session = CappedSession(transport.session, self.max_answer_bytes)
         return service
+
+    async def close(self) -> None:
+        """Close every service's session, once the services still being created exist."""
+        if self._creating:
+            await asyncio.wait(set(self._creating))
+        await super().close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -215,6 +216,30 @@ async def test_slow_camera_times_out(sim: SimCamera, password: str) -> None:
         async with make_camera(sim, password, timeout_s=0.3):
             pass
     assert "no answer" in info.value.message or "longer than" in info.value.message
+
+
+async def test_a_connect_given_up_during_service_set_up_closes_that_services_session(
+    sim: SimCamera, password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Setting a service up parses its WSDL, which takes seconds the first time on a small
+    # machine; the library opens the service's HTTP session before. A connect that gives up
+    # meanwhile left that session open ("Unclosed client session" at exit).
+    from onvif.client import ONVIFService
+
+    made: list[Any] = []
+    set_up = ONVIFService.setup
+
+    async def slow_set_up(service: Any) -> None:
+        made.append(service)
+        await asyncio.sleep(0.5)
+        await set_up(service)
+
+    monkeypatch.setattr(ONVIFService, "setup", slow_set_up)
+    with pytest.raises(DeviceUnreachable, match="longer than"):
+        async with make_camera(sim, password, connect_timeout_s=0.2):
+            pass
+    assert made, "no service was set up"
+    assert [s.binding_key for s in made if not s._session.closed] == []
 
 
 async def test_auth_failure(sim: SimCamera, password: str) -> None:
