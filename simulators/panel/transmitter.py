@@ -36,6 +36,9 @@ from simulators.panel.wire import (
 
 _log = logging.getLogger("simulators.panel")
 
+UNREACHABLE_TELL_S = 30.0
+"""How long the receiver may be unreachable before the panel says so (retries are quiet)."""
+
 
 @dataclass(eq=False)
 class Outgoing:
@@ -340,6 +343,9 @@ class PanelSimulator:
 
     async def _sender(self) -> None:
         backoff = self.reconnect_min
+        loop = asyncio.get_running_loop()
+        unreachable_since: float | None = None
+        told = False
         while True:
             while self._silent or not self._queue:
                 self._wake.clear()
@@ -354,17 +360,34 @@ class PanelSimulator:
             except OSError as exc:
                 self.connect_failures += 1
                 self._notify()
-                _log.info(
-                    "panel %s: cannot reach %s:%s: %r", self.account, self.host, self.port, exc
+                # A panel retries quietly, as real ones do (a receiver that is starting, or
+                # restarting, is not news); only a receiver gone for long is worth a line.
+                now = loop.time()
+                unreachable_since = unreachable_since or now
+                level = logging.DEBUG
+                if not told and now - unreachable_since >= UNREACHABLE_TELL_S:
+                    level, told = logging.WARNING, True
+                _log.log(
+                    level,
+                    "panel %s: cannot reach %s:%s for %.0f s, %d event(s) held: %r",
+                    self.account,
+                    self.host,
+                    self.port,
+                    now - unreachable_since,
+                    len(self._queue),
+                    exc,
                 )
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.reconnect_max)
                 continue
+            if told:
+                _log.info("panel %s: reached %s:%s again", self.account, self.host, self.port)
+            unreachable_since, told = None, False
             backoff = self.reconnect_min
             try:
                 await self._transmit(batch)
             except (OSError, ConnectionError) as exc:
-                _log.info("panel %s: link lost: %r", self.account, exc)
+                _log.debug("panel %s: link lost: %r", self.account, exc)
                 await self._disconnect()
             await self._await_replies(batch)
 

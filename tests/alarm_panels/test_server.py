@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from adapters.alarm_panels import AccountConfig, ReceiverLimits, SiaReceiver, parse_key
 from adapters.device_event import DeviceEvent
 from simulators import panel as panel_module
-from simulators.panel import PanelSimulator, build_frame, key_from_text, parse_reply
+from simulators.panel import PanelSimulator, build_frame, key_from_text, parse_reply, transmitter
 
 WITHIN = 20.0  # generous deadline for conditions; never a speed assertion
 
@@ -299,6 +300,36 @@ async def test_panel_holds_events_until_the_receiver_is_back() -> None:
         ("alarm.panic", "button-1"),
         ("alarm.fire", "button-2"),
     ]
+
+
+async def test_a_panel_retries_quietly_and_speaks_up_only_when_the_receiver_stays_away(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the demo the panels start before the hub's receiver listens: retrying then is what a
+    # panel does, not news for the person watching the terminal.
+    monkeypatch.setattr(transmitter, "UNREACHABLE_TELL_S", 1.0)
+    caplog.set_level(logging.DEBUG, logger="simulators.panel")
+
+    def said(level: int) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "simulators.panel" and r.levelno >= level
+        ]
+
+    store = FakeStore()
+    async with receiver(store) as rx:
+        port = rx.tcp_port
+    async with PanelSimulator("127.0.0.1", port, "1234", reconnect_max=0.2) as panel:
+        panel.press(1)
+        await panel.wait_for(lambda p: p.connect_failures >= 2, WITHIN)
+        assert said(logging.INFO) == []
+        await eventually(lambda: said(logging.WARNING) != [])
+        assert len(said(logging.WARNING)) == 1 and "1 event(s) held" in said(logging.WARNING)[0]
+        async with receiver(store, tcp_port=port):
+            await panel.wait_idle(WITHIN)
+    assert said(logging.INFO)[1:] == [f"panel 1234: reached 127.0.0.1:{port} again"]
+    assert store.kinds() == ["alarm.panic"]
 
 
 async def test_clock_skew_is_corrected_from_the_nak() -> None:
