@@ -32,6 +32,8 @@ def setup_logging(*, json_lines: bool = False, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # Library chatter that says nothing to an operator.
-    for noisy in ("aiosqlite", "zeep", "httpx", "httpcore", "amqtt", "transitions", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Library chatter that says nothing to an operator (alembic tells each migration step;
+    # the store logs one line of its own when it upgrades the schema).
+    noisy = ("aiosqlite", "zeep", "httpx", "httpcore", "amqtt", "transitions", "asyncio", "alembic")
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -77,13 +77,18 @@ def alembic_config() -> AlembicConfig:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (idempotent)."""
 
-    def run(conn: Connection) -> None:
+    def run(conn: Connection) -> tuple[str | None, str | None]:
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        return before, MigrationContext.configure(conn).get_current_revision()
 
     async with engine.begin() as conn:
-        await conn.run_sync(run)
+        before, after = await conn.run_sync(run)
+    # One line of our own: alembic's per-step lines are kept off the operator's terminal.
+    if before != after:
+        log.info("store: schema upgraded from %s to %s", before or "an empty database", after)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
