@@ -85,11 +85,18 @@ class LocalMosquitto:
     """``mosquitto`` on a free port; can be stopped and started again on the same port.
 
     With ``tls`` (paths ``ca``, ``cert``, ``key``) the main listener requires client
-    certificates and a second, plain listener is opened on ``plain_port``.
+    certificates and a second, plain listener is opened on ``plain_port``. With
+    ``own_process_group`` the broker is out of reach of the terminal's Ctrl-C, for a program
+    that stops it itself, after its clients (the demo).
     """
 
     def __init__(
-        self, workdir: Path, *, tls: dict[str, Path] | None = None, persistence: bool = True
+        self,
+        workdir: Path,
+        *,
+        tls: dict[str, Path] | None = None,
+        persistence: bool = True,
+        own_process_group: bool = False,
     ) -> None:
         exe = mosquitto_path()
         if exe is None:
@@ -100,6 +107,7 @@ class LocalMosquitto:
         self.port = free_port()
         self.plain_port = free_port() if tls else self.port
         self.tls = tls
+        self.own_process_group = own_process_group
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = self.dir / "mosquitto.conf"
         lines = [
@@ -138,7 +146,10 @@ class LocalMosquitto:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [self.exe, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            process_group=0 if self.own_process_group else None,
         )
         try:
             wait_port(self.plain_port)

@@ -6,8 +6,11 @@ The police simulator's lines show what the police alarm platform receives.
 
 Order: broker, police simulator, the simulated mall (its cameras answering), then the hub;
 stopping goes the other way, so the hub never meets a camera that is not there yet or no
-longer there. A temporary data directory is removed at exit; one given with ``--data-dir``
-is kept (and may be used again: the console login is renewed).
+longer there. Ctrl-C in a terminal signals every process of the foreground process group at
+once; the broker and the simulators are therefore in process groups of their own, and only
+the demo hears it and stops them in that order. A temporary data directory is removed at
+exit; one given with ``--data-dir`` is kept (and may be used again: the console login is
+renewed).
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ def _port_free(port: int) -> bool:
 async def _child(
     name: str, args: list[str], env: dict[str, str]
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A simulator in its own process; its lines go to our stdout."""
+    """A simulator in its own process (and process group: see :func:`run_demo`); its lines
+    go to our stdout."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulators.cli", *args, env=env
+        sys.executable, "-m", "simulators.cli", *args, env=env, process_group=0
     )
     try:
         yield proc
@@ -132,7 +136,9 @@ async def _demo(
             broker_url = args.broker
             what = f"external broker {broker_url}"
         elif mosquitto_path():
-            mq = await stack.enter_async_context(LocalMosquitto(data_dir / "mosquitto"))
+            mq = await stack.enter_async_context(
+                LocalMosquitto(data_dir / "mosquitto", own_process_group=True)
+            )
             broker_url = mq.url
             what = f"mosquitto on {broker_url}"
         else:
