@@ -1,0 +1,74 @@
+"""Headless Chromium for the round trip: one browser, a context per person (the mall's
+operator on the hub console, the officer on the patrol web), page errors collected."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.web.test_browser import ARGS, CHROMIUM
+from tests.web.webtest import PASSWORD
+
+playwright_api = pytest.importorskip("playwright.async_api")
+expect = playwright_api.expect
+
+
+@dataclass
+class Browser:
+    browser: Any
+    errors: list[str] = field(default_factory=list)
+
+    async def page(self, base_url: str) -> Any:
+        """A page in a context of its own (its own cookies), zh-CN like the users."""
+        ctx = await self.browser.new_context(
+            base_url=base_url, viewport={"width": 1400, "height": 900}, locale="zh-CN"
+        )
+        page = await ctx.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{base_url}: {exc}"))
+        return page
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with playwright_api.async_playwright() as p:
+        b = Browser(await p.chromium.launch(executable_path=CHROMIUM, args=ARGS))
+        try:
+            yield b
+        finally:
+            await b.browser.close()
+
+
+async def hub_login(page: Any, name: str = "operator") -> None:
+    """Log in to the hub console as the test user ``name`` (tests/web/webtest.py)."""
+    await page.goto("/login")
+    await page.fill('input[name="name"]', name)
+    await page.fill('input[name="password"]', PASSWORD)
+    await page.click('button[type="submit"]')
+    await expect(page).to_have_url(re.compile(r"/console$"))
+
+
+async def rule_statuses(page: Any) -> dict[str, str]:
+    """Rule → status as the compliance page shows it (the page must be open)."""
+    rows = await page.eval_on_selector_all(
+        "tr.rule", "rows => rows.map(r => [r.dataset.rule, r.dataset.status])"
+    )
+    return {str(rule): str(status) for rule, status in rows}
+
+
+async def compliance_shows(page: Any, rule: str, status: str, tries: int = 30) -> None:
+    """Open /compliance until ``rule`` shows ``status`` (the page is not live; the hub
+    re-evaluates on a change, a moment after it)."""
+    row = page.locator(f'tr.rule[data-rule="{rule}"]')
+    for _ in range(tries):
+        await page.goto("/compliance")
+        try:
+            await expect(row).to_have_attribute("data-status", status, timeout=1_000)
+            return
+        except AssertionError:
+            continue
+    await expect(row).to_have_attribute("data-status", status, timeout=1_000)
