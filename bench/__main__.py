@@ -1,4 +1,4 @@
-"""``python -m bench latency|throughput|health|video|simcams|soak|all``.
+"""``python -m bench latency|throughput|siacompare|health|video|simcams|soak|all``.
 
 Each benchmark prints a table with the hub against a baseline measured in the same run and
 the goal's verdict. ``--json FILE`` also writes the figures as JSON.
@@ -16,7 +16,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-NAMES = ("latency", "throughput", "health", "video", "simcams", "soak", "city", "gbalarm")
+NAMES = (
+    "latency",
+    "throughput",
+    "siacompare",
+    "health",
+    "video",
+    "simcams",
+    "soak",
+    "city",
+    "gbalarm",
+)
 
 
 class BenchModule(Protocol):

@@ -31,6 +31,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.gcprobe import Pauses
 from hub.broker import free_port, mosquitto_path
 
 SITE = "bench-mall"
@@ -246,13 +247,16 @@ class HubProcess:
         self.log = workdir / "hub.log"
         self.sia_port = int(config["alarm_receiver"]["tcp_port"])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.gc_file = workdir / "hub-gc.bin"
+        """Where the hub's garbage collections are recorded (``bench.gcprobe``)."""
 
     def start(self) -> None:
         # BENCH_PROFILE=FILE runs the hub under cProfile (written when it stops).
         # BENCH_TRACEMALLOC=DIR traces its allocations instead (see bench/tracemem.py).
         profile = os.environ.get("BENCH_PROFILE")
         prof = ["-m", "cProfile", "-o", profile] if profile else []
-        entry = ["-m", "hub.cli"]
+        # Every collection of the hub is recorded (bench/gcprobe.py) for the GC pause figure.
+        entry = ["-m", "bench.gcprobe", "--run-hub", str(self.gc_file)]
         if os.environ.get("BENCH_TRACEMALLOC"):
             prof, entry = [], ["-m", "bench.tracemem", "--run-hub"]
         with self.log.open("ab") as out:
@@ -303,6 +307,12 @@ class HubProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time the hub process used so far."""
         return process_cpu_seconds(self.pid)
+
+    def gc_pauses(self) -> Pauses | None:
+        """The hub's garbage collections, once it has stopped (None without a record)."""
+        if not self.gc_file.exists():
+            return None
+        return Pauses.load(self.gc_file)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

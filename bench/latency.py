@@ -20,7 +20,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,11 @@ class Result:
     elapsed_s: float
     stack: list[float]
     general: list[float]
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    """When the hub's alarms were timed (perf_counter), for the GC pauses inside them."""
+    gc_longest_s: float = float("nan")
+    gc_generation: int = -1
+    gc_collections: int = 0
 
     def rows(self) -> list[list[object]]:
         out: list[list[object]] = []
@@ -162,6 +167,9 @@ class Result:
             "stack_floor_ms": summary_ms(self.stack),
             "general_path_floor_ms": summary_ms(self.general),
             "samples": len(self.hub),
+            "hub_gc_longest_ms": self.gc_longest_s * 1e3,
+            "hub_gc_longest_generation": self.gc_generation,
+            "hub_gc_collections": self.gc_collections,
         }
 
 
@@ -182,6 +190,7 @@ async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> R
     sub = Subscriber(broker.port, [f"{PREFIX}/events/#", RAW_TOPIC], loop, on_arrival, keep=False)
     pub: Publisher | None = None
     store: LimitStore | None = None
+    result: Result | None = None
     try:
         hub.start()
         sub.start()
@@ -239,10 +248,12 @@ async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> R
             done = 0
             while done < alarms:
                 n = min(block, alarms - done)
+                block_started = time.perf_counter()
                 for i in range(n):
                     total_s, ack_s = await one_alarm(done + i)
                     result.hub.append(total_s)
                     result.ack.append(ack_s)
+                result.windows.append((block_started, time.perf_counter()))
                 for _ in range(n):
                     total, commit, mqtt = await one_limit()
                     result.limit.append(total)
@@ -263,6 +274,10 @@ async def measure(alarms: int, block: int, workdir: Path, warmup: int = 50) -> R
         sub.stop()
         hub.stop()
         broker.stop()
+        pauses = hub.gc_pauses()
+        if pauses is not None and result is not None:
+            longest, gen, count = pauses.longest_in(result.windows)
+            result.gc_longest_s, result.gc_generation, result.gc_collections = longest, gen, count
 
 
 def report(r: Result) -> None:
@@ -275,6 +290,10 @@ def report(r: Result) -> None:
     )
     per_alarm_ms = r.hub_cpu_s / max(1, len(r.hub)) * 1e3
     print(f"hub process CPU per alarm: {per_alarm_ms:.2f} ms; run took {r.elapsed_s:.1f} s")
+    print(
+        f"hub's longest GC pause while alarms were timed: {r.gc_longest_s * 1e3:.2f} ms "
+        f"(generation {r.gc_generation}, {r.gc_collections} collections)"
+    )
 
 
 def configure(p: argparse.ArgumentParser) -> None:

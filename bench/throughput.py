@@ -64,6 +64,10 @@ class Result:
     """The benchmark process (the simulated panels and the subscriber) during the hub run."""
     broker_cpu_s: float
     peak_rss_mib: float
+    gc_longest_s: float = float("nan")
+    """The hub's longest garbage-collection pause between the first press and the last
+    arrival (bench/gcprobe.py)."""
+    gc_generation: int = -1
 
     @property
     def raw_rate(self) -> float:
@@ -92,6 +96,8 @@ class Result:
             "raw_publisher_and_subscriber_cpu_ms_per_msg": self.raw_cpu_s_per_msg * 1e3,
             "cores_busy": (self.hub_cpu_s + self.bench_cpu_s + self.broker_cpu_s) / self.hub_s,
             "hub_peak_rss_mib": self.peak_rss_mib,
+            "hub_gc_longest_ms": self.gc_longest_s * 1e3,
+            "hub_gc_longest_generation": self.gc_generation,
             "goal_met": self.ok,
         }
 
@@ -207,6 +213,11 @@ async def measure(panels: int, per_panel: int, workdir: Path) -> Result:
             body = json.loads(a.payload)
             ids[body["event_id"]] = body["seq"]
             deliveries += 1
+        hub.stop()
+        pauses = hub.gc_pauses()
+        gc_longest, gc_gen, _ = (
+            pauses.longest_in([(t0, last)]) if pauses is not None else (float("nan"), -1, 0)
+        )
         seqs = sorted(set(ids.values()))
         gaps = sum(1 for a, b in itertools.pairwise(seqs) if b != a + 1)
         lost = max(0, acked - (len(ids) - panels))
@@ -223,6 +234,8 @@ async def measure(panels: int, per_panel: int, workdir: Path) -> Result:
             bench_cpu_s=bench_cpu,
             broker_cpu_s=broker_cpu,
             peak_rss_mib=peak,
+            gc_longest_s=gc_longest,
+            gc_generation=gc_gen,
         )
     finally:
         if pub is not None:
@@ -258,6 +271,10 @@ def report(r: Result, panels: int) -> None:
         f"raw loop CPU per message (paho publisher + subscriber): "
         f"{r.raw_cpu_s_per_msg * 1e3:.3f} ms; at its CPU per event the hub alone could reach "
         f"{r.total / r.hub_cpu_s:,.0f} events/s = {r.total / r.hub_cpu_s / r.raw_rate:.0%} of raw"
+    )
+    print(
+        f"hub's longest GC pause during the run: {r.gc_longest_s * 1e3:.2f} ms "
+        f"(generation {r.gc_generation})"
     )
     print(f"hub / raw = {r.ratio:.1%} (goal ≥ {GOAL:.0%}, zero loss): {verdict(r.ok)}")
 
