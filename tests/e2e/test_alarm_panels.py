@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
+from hub.app import GC_THRESHOLDS
 from hub.broker import LocalMosquitto
 from simulators.panel import PanelSimulator
 from tests.e2e.hubtest import assert_no_violations, police_and_hub
@@ -41,6 +43,28 @@ async def test_gate_button_press_and_restore_reach_police(
             restore = view.events[view.event_order[1]]
             assert restore["kind"] == "alarm.panic.restore"
             assert restore["category"] == "info" and restore["priority"] == 4
+    assert_no_violations(police)
+
+
+async def test_start_up_heap_is_frozen_while_the_hub_runs_and_alarms_still_flow(
+    broker: LocalMosquitto, tmp_path: Path
+) -> None:
+    """Full collections skip what start-up built (gc.freeze), so they cannot stall the alarm
+    path for long; alarms still go through; a process that outlives its hub gets its
+    collector back as it was."""
+    before = gc.get_threshold()
+    cfg = make_site(broker_url=broker.url, data_dir=tmp_path)
+    async with police_and_hub(cfg, broker.url) as (police, hub):
+        assert gc.get_freeze_count() > 10_000  # modules, config, ORM and drivers
+        assert gc.get_threshold() == GC_THRESHOLDS
+        view = police.view(cfg.site.id)
+        async with PanelSimulator("127.0.0.1", hub.sia.tcp_port, "1234") as panel:
+            for _ in range(3):
+                panel.press(15)
+            await panel.wait_acked(3, within=10)
+            await police.wait_for(lambda: len(view.events) == 3)
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
     assert_no_violations(police)
 
 
