@@ -145,8 +145,11 @@ _OUTBOX_COLUMNS: Final = (
 _AUDIT_COLUMNS: Final = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
 
 _INSERT_EVENT: Final = _Insert(Event, _EVENT_COLUMNS)
-_INSERT_OUTBOX: Final = _Insert(Outbox, _OUTBOX_COLUMNS, "id")
+_INSERT_OUTBOX: Final = _Insert(Outbox, _OUTBOX_COLUMNS)
 _INSERT_AUDIT: Final = _Insert(AuditLog, _AUDIT_COLUMNS)
+_INSERT_OUTBOX_MANY: Final = (
+    f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) VALUES {{}} RETURNING id"
+)
 _LOCK: Final = "UPDATE store_lock SET id = 1 WHERE id = 1"
 _HEADS: Final = (
     "SELECT (SELECT max(seq) FROM events), (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1)"
@@ -223,8 +226,7 @@ class SqliteFastPath:
         audit, outbox = rows_ctx.take_rows()
         if audit:
             cur.executemany(_INSERT_AUDIT.sql, [_INSERT_AUDIT.params(r) for r in audit])
-        ins = _INSERT_OUTBOX
-        ids = [cur.execute(ins.sql, ins.params(r)).fetchone()[0] for r in outbox]
+        ids = _insert_outbox(cur, outbox)
         return results, BatchRows.messages(ids, outbox), rows_ctx.seq, rows_ctx.audit_head
 
     @staticmethod
@@ -261,6 +263,29 @@ class SqliteFastPath:
             at,
             op.event_ids,
         )
+
+
+def _insert_outbox(cur: sqlite3.Cursor, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the outbox rows with one statement per chunk; their ids in row order.
+
+    Inside the writer's ``BEGIN IMMEDIATE`` nobody else inserts, and SQLite gives each new
+    row of an ``INTEGER PRIMARY KEY`` table the largest id so far plus one, so the rows of
+    one statement get ascending ids in the order of their VALUES: the sorted ids returned
+    are the rows' ids in order. One statement instead of one per row.
+    """
+    ids: list[int] = []
+    ins = _INSERT_OUTBOX
+    per_row = len(_OUTBOX_COLUMNS)
+    for part in _chunks(rows):
+        values = ", ".join([f"({', '.join('?' * per_row)})"] * len(part))
+        params = [v for r in part for v in ins.params(r)]
+        got = sorted(r[0] for r in cur.execute(_INSERT_OUTBOX_MANY.format(values), params))
+        if len(got) != len(part) or got[-1] - got[0] != len(part) - 1:
+            # Not one run of ids (an id space exhausted): nothing is committed, the batch
+            # fails and its rows are committed one by one.
+            raise sqlite3.IntegrityError("outbox ids of one insert are not consecutive")
+        ids.extend(got)
+    return ids
 
 
 def _update_in(cur: sqlite3.Cursor, head: str, value: Any, keys: Sequence[Any]) -> None:
