@@ -306,12 +306,14 @@ class WebService:
         async with self.deps.bus.subscribe("web", maxsize=5000) as sub:
             self._subscribed.set()
             async for msg in sub:
+                if not live.clients:
+                    continue  # nobody watching: not worth building (an alarm burst's cost)
                 try:
                     item = live_message(self.deps.index, msg)
                 except Exception:  # one odd message must not stop the consoles' updates
                     log.exception("web: cannot show bus message %s", msg.topic)
                     continue
-                if item is not None and live.clients:
+                if item is not None:
                     live.publish(*item)
 
 
