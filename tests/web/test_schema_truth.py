@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from hub.web.openapi import document
+from tests.web.test_api import press_button
 from tests.web.webtest import WebHub
 
 SAMPLE = {
@@ -74,3 +75,44 @@ async def test_test_mode_minutes_are_what_the_document_says(wh: WebHub) -> None:
                 "/api/v1/test-mode", json={"target": "cam-gate-1", "minutes": value}
             ) as r:
                 assert r.status == status, (value, r.status, await r.text())
+
+
+#: Texts on which regular-expression engines differ (Python's, ECMA-262's and Rust's ``\s``
+#: disagree on U+001C-U+001F, U+0085, U+FEFF), controls, blanks and plain operator text.
+TEXTS = [
+    "\x1f", "\x1c", "\x0b", "\x85", "\x7f", "\x9f", "\x00", "a\x01b", "x\x1fy",
+    "\xa0", "\u3000", "\ufeff", " ", "\t\n\r", "\u2028",
+    "\u200b", "guard at the gate", "值班员已出警", " 已通知公安 ", "line one\nline two\r\n",
+]  # fmt: skip
+#: In this order: the first accepted acknowledge and close change the event, the rest
+#: answer 200 "unchanged"; every note is added.
+TEXT_FIELDS = (("acknowledge", "note"), ("notes", "text"), ("close", "disposition"))
+
+
+async def test_operator_texts_are_refused_exactly_where_the_document_says(wh: WebHub) -> None:
+    """The server (Python's jsonschema and the handlers) and a client reading the document
+    with another engine (jsonschema-rs, the validator schemathesis uses) agree on every
+    text: control characters are refused in every operator text, blank only where a text
+    is required, and both are stated in the document."""
+    import jsonschema_rs
+
+    event_id = (await press_button(wh))["event_id"]
+    async with aiohttp.ClientSession(wh.url, headers=bearer(wh)) as s:
+        async with s.get("/api/v1/openapi.json") as r:
+            doc = await r.json()
+        for action, field in TEXT_FIELDS:
+            path = f"/api/v1/events/{{event_id}}/{action}"
+            op = doc["paths"][path]["post"]
+            schema = op["requestBody"]["content"]["application/json"]["schema"]
+            assert "control" in schema["properties"][field]["description"]
+            client = jsonschema_rs.validator_for(schema)
+            verdicts = set()
+            for text in TEXTS:
+                body = {field: text}
+                async with s.post(path.format(event_id=event_id), json=body) as r:
+                    answer = await r.json()
+                    taken = r.status in (200, 201)
+                    assert taken or r.status == 400, (action, text, r.status, answer)
+                assert taken == client.is_valid(body), (action, repr(text), r.status, answer)
+                verdicts.add(taken)
+            assert verdicts == {True, False}, action

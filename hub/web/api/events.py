@@ -11,7 +11,7 @@ from aiohttp import web
 from hub.store.writer import Audit, UnknownEvent, iso, now_utc
 from hub.web import queries
 from hub.web.api.common import deps_of, json_reply, parse_when, principal, via_of
-from hub.web.api.params import EVENT_FILTERS, EVENT_ID, LIMIT, NOTE, q, strict_obj
+from hub.web.api.params import EVENT_FILTERS, EVENT_ID, LIMIT, NOTE, q, strict_obj, written
 from hub.web.routing import ARGS, BODY, Endpoint, bad_request, conflict, not_found
 from hub.web.schemas import EVENT_STATES, ref
 
@@ -237,12 +237,7 @@ ROUTES: tuple[Endpoint, ...] = (
         params=(EVENT_ID,),
         body=strict_obj(
             {
-                "disposition": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "pattern": r"\S",
-                },
+                "disposition": written(64),
                 "note": NOTE,
             },
             ["disposition"],
@@ -260,7 +255,7 @@ ROUTES: tuple[Endpoint, ...] = (
         "operator",
         params=(EVENT_ID,),
         body=strict_obj(
-            {"text": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": r"\S"}},
+            {"text": written(2000)},
             ["text"],
         ),
         status=201,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hub.store.writer import now_utc
 from hub.web.api.common import deps_of, json_reply, principal
-from hub.web.api.params import NOTE, path, q, strict_obj
+from hub.web.api.params import path, q, strict_obj, written
 from hub.web.routing import ARGS, BODY, ApiError, Endpoint, conflict, not_found, unprocessable
 from hub.web.schemas import IDENT_PATTERN, array, obj
 
@@ -156,7 +156,7 @@ ROUTES: tuple[Endpoint, ...] = (
         params=(NOTICE_ID,),
         body=strict_obj(
             {
-                "note": {**NOTE, "minLength": 1},
+                "note": written(2000),
                 "cameras": {"type": "array", "maxItems": 8, "items": IDS, "uniqueItems": True},
                 "devices": {"type": "array", "maxItems": 32, "items": IDS, "uniqueItems": True},
             },

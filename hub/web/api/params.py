@@ -28,7 +28,31 @@ DAY = {
     "format": "date",
     "pattern": r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
 }
-NOTE = {"type": "string", "maxLength": 2000}
+#: Characters an operator's text (a note, a disposition) may not hold: the C0 controls but
+#: tab, line feed and carriage return, DEL and the C1 controls. Spelled out as ranges, never
+#: as ``\s`` or ``\S``: Python's, ECMA-262's and Rust's regular expressions disagree on
+#: what those match (U+001C-U+001F, U+0085, U+FEFF), so a client validating the document
+#: and the server would disagree too.
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+#: What counts as blank around a text: the characters any of those engines calls white space.
+BLANK_CHARS = r"\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NO_CONTROLS = {"pattern": f"^[^{CONTROL_CHARS}]*$"}
+NOT_BLANK = {"pattern": f"[^{CONTROL_CHARS}{BLANK_CHARS}]"}
+"""At least one character that is neither a control nor blank: what is left after strip()
+is never empty. (Two linear patterns rather than one that backtracks on long bodies.)"""
+
+
+def written(max_length: int, *, required: bool = True) -> dict[str, Any]:
+    """A text an operator writes: no control characters and, when ``required``, not blank."""
+    rule = "No control characters but tab, line feed and carriage return"
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    if required:
+        schema |= {"minLength": 1, "allOf": [NO_CONTROLS, NOT_BLANK]}
+        return schema | {"description": f"{rule}; not blank."}
+    return schema | {"allOf": [NO_CONTROLS], "description": f"{rule}."}
+
+
+NOTE = written(2000, required=False)
 PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
 BIG = 10**15
 
