@@ -21,6 +21,7 @@ import pytest
 
 from hub.web.auth import CreateUser, hash_password
 from simulators.panel import PanelSimulator
+from tests.notices.mall import issue
 from tests.web.test_browser import ARGS, CHROMIUM, shot
 from tests.web.webtest import FAST, PASSWORD, WebHub
 
@@ -49,6 +50,8 @@ ENUMS = {
     "snapshot", "ptz_preset", "relay_pulse", "relay_on", "renotify", "ok", "failed",
     "stored", "published", "update", "police.receipt", "event.acknowledged",
     "event.closed", "event.note", "event.linkage", "event.escalated", "snapshot.taken",
+    # rectification notices: states and steps
+    "open", "answered", "rejected", "issued", "accepted", "overdue",
     # table headings
     "target", "detail", "seq",
 }  # fmt: skip
@@ -166,3 +169,13 @@ async def test_every_page_in_chinese_on_the_sites_clock(wh: WebHub, zh_page: Any
     assert re.search(r"总体: (合规|不合规|未知)", text), text[:300]
     await page.goto("/records")
     await check_page(page, wh, "records")
+
+    # A rectification notice from the police: the list and the notice with its form.
+    issued = await wh.hub.notices.cmd_notice(issue("ZG-2026-007"))
+    assert issued["state"] == "open", issued
+    await page.goto("/notices")
+    await expect(page.locator('a[href="/notices/ZG-2026-007"]')).to_be_visible()
+    await check_page(page, wh, "notices")
+    await page.goto("/notices/ZG-2026-007")
+    text = await check_page(page, wh, "notice")
+    assert "待整改" in text and "民警下发" in text
