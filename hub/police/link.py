@@ -92,6 +92,8 @@ class PoliceLink:
         self.engine = engine
         self.writer = writer
         self.prefix = config.topic_prefix
+        self.subscriptions = (f"{self.prefix}/receipts", f"{self.prefix}/commands/+")
+        """Every topic filter the hub takes messages from (all of them outside input)."""
         self.client_id = f"mallhub-{config.site.id}"
         self.started_at = started_at or now_utc()
         self.state = LinkState()
@@ -260,8 +262,8 @@ class PoliceLink:
         client, v5 = await self._connect()
         try:
             self._client = client
-            await client.subscribe(f"{self.prefix}/receipts", qos=1)
-            await client.subscribe(f"{self.prefix}/commands/+", qos=1)
+            for topic_filter in self.subscriptions:
+                await client.subscribe(topic_filter, qos=1)
             await client.publish(
                 f"{self.prefix}/status", json.dumps(self._status("online")), qos=1, retain=True
             )

@@ -146,6 +146,21 @@ async def test_a_command_retained_before_the_hub_started_is_answered_and_never_r
             assert runs == []
 
 
+def _topics(hub: Hub) -> dict[str, list[str]]:
+    """The topics to feed for every subscription of the hub: a subscription this test does
+    not know fails it, so a new one cannot go without hostile input."""
+    fed = {
+        f"{hub.prefix}/receipts": ("receipts", [f"{hub.prefix}/receipts"]),
+        # every command a service registered, and one nobody did
+        f"{hub.prefix}/commands/+": (
+            "commands",
+            [f"{hub.prefix}/commands/{n}" for n in [*sorted(hub.police.inbox.handlers), "nope"]],
+        ),
+    }
+    assert set(hub.police.subscriptions) == set(fed), hub.police.subscriptions
+    return dict(fed.values())
+
+
 COMMAND = {"request_id": "h-1", "event_id": "0193a9c2-7f1e-7c3a-9a57-2f4b8e1d6a10", "by": "x"}
 RECEIPT = {"event_id": "0193a9c2-7f1e-7c3a-9a57-2f4b8e1d6a10", "received_at": "x", "by": "p"}
 
@@ -174,13 +189,12 @@ async def _hostile_scenario(receipts: list[bytes], commands: list[bytes], retain
             cfg = make_site(broker_url=broker.url, data_dir=Path(tmp))
             site = cfg.site.id
             async with police_and_hub(cfg, broker.url) as (police, hub):
-                names = [*sorted(hub.police.inbox.handlers), "no_such_command"]
+                fed = _topics(hub)
                 async with aiomqtt.Client("127.0.0.1", broker.port) as peer:
                     for payload in receipts:
-                        await peer.publish(f"{hub.prefix}/receipts", payload, qos=1, retain=retain)
+                        await peer.publish(fed["receipts"][0], payload, qos=1, retain=retain)
                     for i, payload in enumerate(commands):
-                        name = names[i % len(names)]
-                        topic = f"{hub.prefix}/commands/{name}"
+                        topic = fed["commands"][i % len(fed["commands"])]
                         await peer.publish(topic, payload, qos=1, retain=retain)
                     # A well-formed command after them is still answered...
                     await peer.publish(
