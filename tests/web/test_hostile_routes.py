@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from hub.web.openapi import document
+from tests.notices.mall import issue
 from tests.support.hostile import (
     EDGE_DATES,
     EDGE_NUMBERS,
@@ -42,6 +43,7 @@ from tests.support.hostile import (
     percent_encoded,
     to_json,
 )
+from tests.web.test_api import press_button
 from tests.web.webtest import WebHub
 
 EXAMPLES = int(os.environ.get("MALLHUB_HOSTILE_EXAMPLES", "12"))
@@ -171,11 +173,11 @@ def operations() -> list[Operation]:
     return ops
 
 
-def url_for(op: Operation, override: tuple[str, str] | None = None) -> URL:
+def url_for(op: Operation, samples: dict[str, str], override: tuple[str, str] | None = None) -> URL:
     path = op.path
     query = []
     for p in op.params:
-        value = SAMPLE.get(p["name"], "1")
+        value = samples.get(p["name"], "1")
         if override is not None and override[0] == p["name"]:
             value = override[1]
         elif p["in"] == "query":
@@ -217,7 +219,7 @@ class Checker:
                         self.problems.append(f"{where}: error body {text[:120]}")
 
 
-async def hostile_run(c: Checker) -> None:
+async def hostile_run(c: Checker, samples: dict[str, str]) -> None:
     components = document()["components"]["schemas"]
     values = url_values()
     fields = body_values()
@@ -227,12 +229,13 @@ async def hostile_run(c: Checker) -> None:
         base_bytes = to_json(base) if base is not None else None
         for p in op.params:
             for v in values:
-                await c.send(op, url_for(op, (p["name"], v)), base_bytes, f"{p['name']}={v!r}"[:80])
+                url = url_for(op, samples, (p["name"], v))
+                await c.send(op, url, base_bytes, f"{p['name']}={v!r}"[:80])
         # An unknown query parameter, hostile too.
-        await c.send(op, url_for(op, ("\ud800", "x")), base_bytes, "unknown parameter")
+        await c.send(op, url_for(op, samples, ("\ud800", "x")), base_bytes, "unknown parameter")
         if op.body is None:
             continue
-        url = url_for(op)
+        url = url_for(op, samples)
         for raw in raws:
             await c.send(op, url, raw, f"raw {raw[:40]!r}")
         assert isinstance(base, dict)
@@ -247,10 +250,16 @@ async def test_every_route_survives_hostile_values(
     wh: WebHub, who: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     headers = {} if who == "anonymous" else {"Authorization": f"Bearer {wh.tokens['admin']}"}
+    # An event and a notice that exist: a valid id in the path lets the hostile bodies of
+    # acknowledge, close, notes and answer reach their handlers instead of a 404.
+    samples = dict(SAMPLE)
+    samples["event_id"] = (await press_button(wh))["event_id"]
+    issued = await wh.hub.notices.cmd_notice(issue(samples["notice_id"]))
+    assert issued["state"] == "open", issued
     caplog.set_level(logging.WARNING)
     async with aiohttp.ClientSession(wh.url) as s:
         c = Checker(s, headers)
-        await hostile_run(c)
+        await hostile_run(c, samples)
         assert c.problems == [], "\n".join(c.problems[:30])
         # The admin's token was not revoked along the way: every request reached its route.
         async with s.get("/api/v1/me", headers=headers) as r:
