@@ -23,8 +23,8 @@ from hub.web.auth import (
     hash_password_async,
     verify_password_async,
 )
+from patrol.clock import now_utc
 from patrol.models import AuditRow, UserRow
-from patrol.store import now_utc
 
 Role = Literal["officer", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("officer", "supervisor", "admin")

@@ -27,8 +27,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError
 
+from patrol.clock import now_utc
 from patrol.config import PatrolConfig
-from patrol.store import BatchOutcome, Incoming, PatrolStore, classify, now_utc
+from patrol.store import BatchOutcome, Incoming, PatrolStore, classify
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,14 @@ def live_items(out: BatchOutcome) -> dict[str, Any] | None:
         for e in out.new_events
     ]
     states = [{**s, "at": iso(s["at"])} for s in out.state_changes]
-    if not (events or states or out.malls_changed or out.responses):
+    if not (events or states or out.malls_changed or out.responses or out.notices):
         return None
     return {
         "events": events,
         "states": states,
         "malls": sorted(out.malls_changed),
         "responses": out.responses,
+        "notices": sorted(set(out.notices)),
     }
 
 

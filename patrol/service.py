@@ -22,10 +22,12 @@ from nats.aio.client import Client as NatsClient
 
 from patrol.config import PatrolConfig
 from patrol.consumer import ConsumerStats, Worker, ensure_stream
+from patrol.inspector import run_inspector
 from patrol.models import open_store
 from patrol.retained import rebuild_from_retained
 from patrol.store import PatrolStore
-from patrol.web import State, WebApp
+from patrol.web import WebApp
+from patrol.webbase import State
 
 log = logging.getLogger(__name__)
 # nats-py reports every reconnect attempt as an error; the service says what matters itself.
@@ -112,6 +114,13 @@ class PatrolService:
         for i in range(self.n_workers):
             w = Worker(self.config, self.store, self.nc, name=f"worker-{i + 1}", stats=self.stats)
             self._tasks.append(asyncio.create_task(w.run(), name=f"patrol-worker-{i + 1}"))
+        if self.n_workers:
+            # Processes with workers also keep the inspection workflow's clock.
+            self._tasks.append(
+                asyncio.create_task(
+                    run_inspector(self.config, self.store, self.nc), name="patrol-inspector"
+                )
+            )
         if self.with_web:
             state = State(self.config, self.store, self.nc)
             self.web = await self._stack.enter_async_context(

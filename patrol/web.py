@@ -1,9 +1,6 @@
 """The city overview: pages, the JSON API (``/api/v1``, described by ``/api/v1/openapi.json``)
-and the live stream of alarms (server-sent events).
-
-The protections are the hub console's: sessions in memory behind an HttpOnly, SameSite
-cookie; a CSRF token (header ``X-CSRF-Token``) and an Origin check on every state-changing
-call; a per-account lockout and a per-address login throttle; the same security headers.
+and the live stream of alarms (server-sent events). The inspection workflow's API and pages
+are in patrol.web_inspect; what both share is in patrol.webbase.
 """
 
 from __future__ import annotations
@@ -13,183 +10,42 @@ import contextlib
 import html
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from hub.web.auth import CSRF_HEADER, LoginGuard, SessionStore, csrf_ok
-from patrol.auth import Officer, get_officer, login
+from patrol.auth import login
 from patrol.commands import CommandRefused, acknowledge
-from patrol.config import PatrolConfig, valid_site_id
+from patrol.config import valid_site_id
 from patrol.consumer import LIVE_SUBJECT
-from patrol.i18n import LANG_COOKIE, lang_of, strings
+from patrol.i18n import LANG_COOKIE, strings
 from patrol.openapi import openapi_document
+from patrol.pages_inspect import add_inspection_pages
 from patrol.queries import ALARM_STATES, MALL_SORTS, get_alarm, list_alarms, list_malls
-from patrol.store import PatrolStore
+from patrol.web_inspect import add_inspection_routes
+from patrol.webbase import (
+    SESSION_COOKIE,
+    STATE,
+    STATIC,
+    ApiError,
+    State,
+    address_of,
+    json_body,
+    json_errors,
+    lang_for,
+    lang_link,
+    officer_of,
+    origin_ok,
+    page,
+    require,
+    security_headers,
+)
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).with_name("static")
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-SESSION_COOKIE = "patrol_session"
 EVENT_ID_MAX = 64
 LIVE_QUEUE = 2000
-
-
-class ApiError(web.HTTPException):
-    def __init__(self, status: int, code: str, message: str, **headers: str) -> None:
-        self.status_code = status
-        super().__init__(
-            text=json.dumps({"error": code, "message": message}, ensure_ascii=False),
-            content_type="application/json",
-            headers=headers or None,
-        )
-
-
-@dataclass(slots=True)
-class State:
-    config: PatrolConfig
-    store: PatrolStore
-    nc: NatsClient
-    sessions: SessionStore = field(default_factory=SessionStore)
-    guard: LoginGuard = field(default_factory=LoginGuard)
-    live: set[asyncio.Queue[str]] = field(default_factory=set)
-    tls: bool = False
-
-    @property
-    def registry(self) -> dict[str, tuple[str, str]]:
-        return {m.site_id: (m.name, m.district) for m in self.config.malls}
-
-
-STATE = web.AppKey("patrol_state", State)
-OFFICER = "patrol_officer"
-
-
-# --- middlewares -------------------------------------------------------------------------
-
-
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        resp = await handler(request)
-    except web.HTTPException as exc:
-        resp = exc
-    if not resp.prepared:
-        h = resp.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "same-origin")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.secure:
-            h.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if not request.path.startswith("/static/"):
-            h.setdefault("Cache-Control", "no-store")
-    if isinstance(resp, web.HTTPException):
-        raise resp
-    return resp
-
-
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Under /api every error is JSON, the router's 404/405 and unexpected failures too."""
-    api = request.path.startswith("/api/")
-    try:
-        return await handler(request)
-    except ApiError:
-        raise
-    except web.HTTPException as exc:
-        if not api or exc.status < 400:
-            raise
-        raise ApiError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason) from None
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("patrol web: %s %s failed", request.method, request.path)
-        if api:
-            raise ApiError(500, "internal", "internal error (logged)") from None
-        raise web.HTTPInternalServerError(text="internal error (logged)") from None
-
-
-# --- who is asking -------------------------------------------------------------------------
-
-
-def origin_ok(request: web.Request) -> bool:
-    """A browser's Origin (or Referer), when it sends one, must be this host."""
-    origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin:
-        return True
-    return origin != "null" and urlsplit(origin).netloc == request.host
-
-
-async def officer_of(request: web.Request) -> tuple[Officer, str] | None:
-    """The logged-in officer and the session's CSRF token."""
-    st = request.app[STATE]
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie or len(cookie) > 200:
-        return None
-    found = st.sessions.get(cookie)
-    if found is None:
-        return None
-    key, session = found
-    officer = await get_officer(st.store.engine, session.user_id)
-    if officer is None:
-        st.sessions.drop(key)
-        return None
-    return officer, session.csrf_token
-
-
-async def require(request: web.Request, role: str, *, changes: bool = False) -> Officer:
-    got = await officer_of(request)
-    if got is None:
-        raise ApiError(401, "unauthenticated", "log in first", **{"WWW-Authenticate": "Session"})
-    officer, csrf = got
-    if not officer.may(role):
-        raise ApiError(403, "forbidden", f"this needs the {role} role")
-    if changes:
-        if not csrf_ok(csrf, request.headers.get(CSRF_HEADER)):
-            raise ApiError(403, "csrf", f"the {CSRF_HEADER} header is missing or wrong")
-        if not origin_ok(request):
-            raise ApiError(403, "csrf", "the request comes from another origin")
-    return officer
-
-
-def _lang(request: web.Request) -> str:
-    return lang_of(request.query.get("lang") or request.cookies.get(LANG_COOKIE))
-
-
-def _address(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
-async def _json_body(request: web.Request, limit: int = 16 * 1024) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send application/json")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"the body is over {limit} bytes")
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed", "the body must be a JSON object")
-    return body
-
 
 # --- API -----------------------------------------------------------------------------------
 
@@ -198,8 +54,8 @@ async def post_session(request: web.Request) -> web.Response:
     st = request.app[STATE]
     if not origin_ok(request):
         raise ApiError(403, "csrf", "the request comes from another origin")
-    address = _address(request)
-    body = await _json_body(request)
+    address = address_of(request)
+    body = await json_body(request)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise ApiError(400, "invalid", "name and password are strings")
@@ -300,7 +156,7 @@ async def post_ack(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     if not 1 <= len(event_id) <= EVENT_ID_MAX:
         raise ApiError(400, "invalid", "not an event id")
-    body = await _json_body(request)
+    body = await json_body(request)
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise ApiError(400, "invalid", "note is a string of at most 500 characters")
@@ -366,27 +222,8 @@ def fan_out(st: State, msg: Msg) -> None:
 # --- pages -----------------------------------------------------------------------------------
 
 
-def _page(lang: str, title: str, body: str, script: str | None = None) -> web.Response:
-    t = strings(lang)
-    data = html.escape(json.dumps(t, ensure_ascii=False))
-    js = f'<script src="/static/{script}" defer></script>' if script else ""
-    doc = (
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · {html.escape(t['app'])}</title>"
-        f'<link rel="stylesheet" href="/static/patrol.css">{js}</head>'
-        f'<body data-strings="{data}" data-lang="{lang}">{body}</body></html>'
-    )
-    return web.Response(text=doc, content_type="text/html")
-
-
-def _lang_link(lang: str) -> str:
-    other = "en" if lang == "zh-CN" else "zh-CN"
-    return f'<a id="lang" href="?lang={other}">{html.escape(strings(lang)["switch_lang"])}</a>'
-
-
 async def page_login(request: web.Request) -> web.Response:
-    lang = _lang(request)
+    lang = lang_for(request)
     t = strings(lang)
     body = (
         f'<main class="login"><h1>{html.escape(t["app"])}</h1>'
@@ -395,9 +232,9 @@ async def page_login(request: web.Request) -> web.Response:
         f'<label>{html.escape(t["password"])}<input name="password" id="password" '
         f'type="password" autocomplete="current-password" required></label>'
         f'<button type="submit" id="login">{html.escape(t["login"])}</button>'
-        f'<p id="login-error" role="alert"></p></form>{_lang_link(lang)}</main>'
+        f'<p id="login-error" role="alert"></p></form>{lang_link(lang)}</main>'
     )
-    resp = _page(lang, t["login"], body, "login.js")
+    resp = page(lang, t["login"], body, "login.js")
     if "lang" in request.query:
         resp.set_cookie(LANG_COOKIE, lang, samesite="Strict", path="/")
     return resp
@@ -406,7 +243,7 @@ async def page_login(request: web.Request) -> web.Response:
 async def page_overview(request: web.Request) -> web.StreamResponse:
     if await officer_of(request) is None:
         raise web.HTTPFound("/login")
-    lang = _lang(request)
+    lang = lang_for(request)
     t = strings(lang)
 
     def th(key: str, sort: str | None = None) -> str:
@@ -414,8 +251,13 @@ async def page_overview(request: web.Request) -> web.StreamResponse:
         return f"<th{attr}>{html.escape(t[key])}</th>"
 
     body = (
-        f'<header><h1>{html.escape(t["overview"])}</h1><span id="who"></span>'
-        f'<span id="live-state">{html.escape(t["live"])}</span>{_lang_link(lang)}'
+        f"<header><h1>{html.escape(t['overview'])}</h1><nav>"
+        f'<a href="/inspections">{html.escape(t["nav_inspections"])}</a>'
+        f'<a href="/inspection-results">{html.escape(t["nav_results"])}</a>'
+        f'<a href="/notices">{html.escape(t["nav_notices"])}</a>'
+        f'<a href="/escalations">{html.escape(t["nav_escalations"])}</a></nav>'
+        f'<span id="who"></span>'
+        f'<span id="live-state">{html.escape(t["live"])}</span>{lang_link(lang)}'
         f'<button id="logout">{html.escape(t["logout"])}</button></header>'
         f'<main><section id="summary"></section>'
         f"<section><h2>{html.escape(t['alarm_queue'])}</h2>"
@@ -427,10 +269,11 @@ async def page_overview(request: web.Request) -> web.StreamResponse:
         f"</select></label>"
         f'<table id="malls"><thead><tr>{th("mall", "name")}{th("district", "district")}'
         f"{th('connection', 'online')}{th('open_alarms', 'open_alarms')}{th('compliance')}"
-        f"{th('devices_offline', 'devices_offline')}{th('receipts_outstanding')}</tr></thead>"
+        f"{th('devices_offline', 'devices_offline')}{th('receipts_outstanding')}<th></th>"
+        f"</tr></thead>"
         f"<tbody></tbody></table></section></main>"
     )
-    resp = _page(lang, t["overview"], body, "overview.js")
+    resp = page(lang, t["overview"], body, "overview.js")
     if "lang" in request.query:
         resp.set_cookie(LANG_COOKIE, lang, samesite="Strict", path="/")
     return resp
@@ -450,6 +293,8 @@ def create_app(state: State) -> web.Application:
     r.add_post("/api/v1/alarms/{event_id}/ack", post_ack)
     r.add_get("/api/v1/live", get_live)
     r.add_get("/api/v1/openapi.json", get_openapi)
+    add_inspection_routes(r)
+    add_inspection_pages(r)
     r.add_static("/static/", STATIC)
     return app
 
