@@ -3,32 +3,42 @@
 A command is recorded first (``patrol_commands``, with who sent it and, later, the hub's
 response, which the workers match by request_id), audited, then published on the NATS
 subject of the hub's command topic. The inspection workflow builds on the same path:
-``snapshot``, ``probe`` and ``compliance`` go out exactly like ``ack``.
+``snapshot``, ``probe``, ``compliance``, ``inspect`` and ``notice`` go out exactly like
+``ack`` (patrol.inspections, patrol.notices).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from patrol.clock import now_utc
 from patrol.config import valid_site_id
 from patrol.models import AuditRow, CommandRow, EventRow
-from patrol.store import PatrolStore, now_utc
+from patrol.store import PatrolStore
 
-COMMANDS = ("ack", "snapshot", "probe", "compliance")
+COMMANDS = ("ack", "snapshot", "probe", "compliance", "inspect", "notice")
+
+Alongside = Callable[[AsyncConnection, str, datetime], Awaitable[None]]
+"""Writes rows that belong to a command (an inspection, a notice) in its transaction;
+gets the request_id and the time."""
 
 
 class CommandRefused(ValueError):
     """The command cannot be sent; ``code`` is for the API, ``str(exc)`` for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, zh: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.zh = zh
+        """The same in Chinese, for the officer (optional)."""
 
 
 def new_request_id() -> str:
@@ -43,9 +53,12 @@ async def _record(
     by: str,
     *,
     ack_event: str | None = None,
+    alongside: Alongside | None = None,
 ) -> None:
     now = now_utc()
     async with engine.begin() as conn:
+        if alongside is not None:
+            await alongside(conn, body["request_id"], now)
         if ack_event is not None:
             res = await conn.execute(
                 update(EventRow)
@@ -91,8 +104,12 @@ async def send_command(
     name: str,
     fields: dict[str, Any],
     by: str,
+    *,
+    alongside: Alongside | None = None,
 ) -> str:
-    """Record and publish a command; returns its request_id."""
+    """Record and publish a command; returns its request_id. ``alongside`` writes the rows
+    the command belongs with in the same transaction (and may refuse with
+    ``CommandRefused``)."""
     if not valid_site_id(site):
         raise CommandRefused("invalid", "invalid site id")
     if name not in COMMANDS:
@@ -100,7 +117,7 @@ async def send_command(
     body = {"request_id": new_request_id(), **fields}
     ack_event = fields.get("event_id") if name == "ack" else None
     async with store.serial():
-        await _record(store.engine, site, name, body, by, ack_event=ack_event)
+        await _record(store.engine, site, name, body, by, ack_event=ack_event, alongside=alongside)
     await nc.publish(f"mallhub.v1.{site}.commands.{name}", json.dumps(body).encode())
     await nc.flush(timeout=5)
     return str(body["request_id"])

@@ -20,11 +20,19 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub.config import ConfigError, substitute_env
 
@@ -92,6 +100,49 @@ class Mall(Model):
         return v
 
 
+class Inspections(Model):
+    """Online inspections (网上巡查) and rectification notices (整改通知)."""
+
+    hub_timeout_s: int = Field(
+        default=30, ge=1, le=120, description="The time a hub is given to gather its evidence."
+    )
+    answer_timeout_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="A hub that has not answered an inspection within this gets a record "
+        "saying so (a finding of its own).",
+    )
+    schedule: Literal["off", "weekly", "monthly"] = Field(
+        default="off", description="Inspect every mall once per week or month, at a random time."
+    )
+    schedule_seed: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keeps the scheduled times unpredictable to the malls (use ${VAR}).",
+    )
+    schedule_hours: tuple[int, int] = Field(
+        default=(9, 17), description="Scheduled inspections start between these hours (UTC+8)."
+    )
+    scheduled_by: str = Field(
+        default="定期巡查", min_length=1, max_length=64, description="Officer of a scheduled one."
+    )
+    unit: str = Field(
+        default="", max_length=128, description="The police unit named in notices (金水分局)."
+    )
+    notice_days: int = Field(
+        default=7, ge=1, le=365, description="The deadline the notice form proposes."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Inspections:
+        if self.answer_timeout_s <= self.hub_timeout_s:
+            raise ValueError("answer_timeout_s must be longer than hub_timeout_s")
+        start, end = self.schedule_hours
+        if not 0 <= start < end <= 24:
+            raise ValueError("schedule_hours is [start, end] with 0 <= start < end <= 24")
+        return self
+
+
 class PatrolConfig(Model):
     nats: Nats
     database_url: SecretStr = Field(description="postgresql+asyncpg://… or sqlite+aiosqlite:///…")
@@ -100,6 +151,7 @@ class PatrolConfig(Model):
     http: Http = Field(default_factory=Http)
     receipt_by: str = Field(default="patrol", max_length=64, description="'by' in receipts.")
     malls: list[Mall] = Field(default_factory=list, description="Known malls and districts.")
+    inspections: Inspections = Field(default_factory=Inspections)
 
     @field_validator("database_url")
     @classmethod

@@ -20,7 +20,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    UniqueConstraint,
     insert,
     select,
 )
@@ -29,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.store.db import create_engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreVersionError(Exception):
@@ -149,6 +151,101 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("patrol_users.id"))
+
+
+class InspectionRow(Base):
+    """An online inspection (网上巡查) of one mall: the ``inspect`` command sent, the hub's
+    answer (or its silence) and the officer's findings."""
+
+    __tablename__ = "patrol_inspections"
+    inspection_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    """waiting (for the hub) / answered / no_answer / refused (the hub said why) /
+    completed (the officer signed it off)."""
+    officer: Mapped[str] = mapped_column(String(64))
+    """The officer's display name (or the scheduler's name for a scheduled one)."""
+    officer_user: Mapped[str] = mapped_column(String(64), default="")
+    scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
+    schedule_key: Mapped[str | None] = mapped_column(String(32))
+    """The period of a scheduled inspection (``2026-12``): one per mall and period."""
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    hub_inspection_id: Mapped[str] = mapped_column(String(64), default="")
+    hub_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hub_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    compliance: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_by: Mapped[str] = mapped_column(String(64), default="")
+    __table_args__ = (
+        UniqueConstraint("site_id", "schedule_key", name="uq_patrol_inspection_schedule"),
+        Index("ix_patrol_inspections_state", "state", "due_at"),
+    )
+
+
+class InspectionItemRow(Base):
+    """One checklist item: the hub's evidence (a snapshot's sha256, when it was taken, a
+    device's state, a rule's result) and the officer's finding."""
+
+    __tablename__ = "patrol_inspection_items"
+    inspection_id: Mapped[str] = mapped_column(
+        ForeignKey("patrol_inspections.inspection_id"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    """camera / role / device / rule / hub (the hub did not answer)."""
+    title: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(32), default="")
+    """What the hub says: a device's state, a rule's status, an error code."""
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    """The hub's item as it came, without the picture's bytes."""
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    content_type: Mapped[str] = mapped_column(String(32), default="")
+    picture: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The picture's bytes, checked against ``sha256``: inline in the answer, or fetched
+    from the hub's signed URL afterwards."""
+    picture_error: Mapped[str] = mapped_column(String(200), default="")
+    """Why the picture could not be fetched from its URL (then it is not tried again)."""
+    finding: Mapped[str | None] = mapped_column(String(16))
+    """pass / problem, once the officer decided."""
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    found_by: Mapped[str] = mapped_column(String(64), default="")
+    found_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NoticeRow(Base):
+    """A rectification notice (整改通知): what the police issued, and the mirror of the hub's
+    retained ``<p>/notices/<id>`` (the highest ``version`` wins)."""
+
+    __tablename__ = "patrol_notices"
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    inspection_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    item_id: Mapped[str] = mapped_column(String(160), default="")
+    finding: Mapped[str] = mapped_column(String(2000))
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str] = mapped_column(String(64), default="")
+    issued_by_user: Mapped[str] = mapped_column(String(64), default="")
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="sent")
+    """sent (the hub has not confirmed) / refused (the hub refused the issue) / the hub's
+    open / answered / rejected / closed."""
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    """The hub's version of the notice applied last (0: none yet)."""
+    hub: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    """The hub's retained message applied last (with every step)."""
+    pending: Mapped[str] = mapped_column(String(16), default="")
+    """The officer's decision sent and not yet confirmed by the hub (accept / reject)."""
+    last_error: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def utc(dt: datetime | None) -> datetime | None:

@@ -41,7 +41,7 @@ def decode_retained(data: bytes) -> tuple[str, object] | None:
 
 
 async def rebuild_from_retained(nc: NatsClient, store: PatrolStore, batch: int = 1000) -> int:
-    """Apply every retained status, availability and compliance; returns how many."""
+    """Apply every retained status, availability, compliance and notice; returns how many."""
     js = nc.jetstream()
     try:
         info = await js.stream_info(RETAINED_STREAM)
@@ -77,7 +77,12 @@ async def rebuild_from_retained(nc: NatsClient, store: PatrolStore, batch: int =
     items: list[Incoming] = []
     for subject, (body, at) in latest.items():
         item = classify(subject, body, 0, at)
-        if isinstance(item, Incoming) and item.kind in ("status", "availability", "compliance"):
+        if isinstance(item, Incoming) and item.kind in (
+            "status",
+            "availability",
+            "compliance",
+            "notice",
+        ):
             items.append(item)
     for i in range(0, len(items), batch):
         await store.write(items[i : i + batch])

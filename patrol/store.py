@@ -14,35 +14,29 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from patrol.clock import now_utc, parse_ts
 from patrol.config import valid_site_id
+from patrol.hub_answers import (
+    apply_inspect_answer,
+    apply_notice,
+    apply_notice_response,
+    check_notice,
+    slim_response,
+)
 from patrol.models import CommandRow, DeviceRow, EventRow, MallRow
 
 log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 200
 """Events per INSERT statement (SQLite allows 32766 bound values; an event has 20)."""
-KINDS = ("status", "event", "update", "availability", "compliance", "response")
-
-
-def parse_ts(value: object) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+KINDS = ("status", "event", "update", "availability", "compliance", "response", "notice")
 
 
 @dataclass(slots=True)
@@ -57,7 +51,7 @@ class Incoming:
     at: datetime
     """When the cluster stored it."""
     key: str = ""
-    """The device id (availability) or request id (response)."""
+    """The device id (availability), request id (response) or notice id (notice)."""
 
 
 def classify(subject: str, body: object, seq: int, at: datetime) -> Incoming | str | None:
@@ -95,6 +89,11 @@ def classify(subject: str, body: object, seq: int, at: datetime) -> Incoming | s
         kind = "compliance"
     elif rest[0] == "responses" and len(rest) == 2:
         kind, key = "response", rest[1]
+    elif rest[0] == "notices" and len(rest) == 2:
+        kind, key = "notice", rest[1]
+        problem = check_notice(site, key, body)
+        if problem is not None:
+            return problem
     else:
         return "unknown topic"
     return Incoming(site, kind, body, seq, at, key)
@@ -111,6 +110,8 @@ class BatchOutcome:
     state_changes: list[dict[str, Any]] = field(default_factory=list)
     malls_changed: set[str] = field(default_factory=set)
     responses: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """Notices whose state changed."""
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -210,6 +211,9 @@ class PatrolStore:
                     out.retry.append(i)
                 elif m.kind == "response":
                     await self._response(conn, m, now, out)
+                elif m.kind == "notice" and await apply_notice(conn, m.site, m.body, now):
+                    out.notices.append(m.key)
+                    out.malls_changed.add(m.site)
             avail = [m for m in items if m.kind == "availability"]
             if avail:
                 await self._availability(conn, avail, out)
@@ -350,11 +354,22 @@ class PatrolStore:
         self, conn: AsyncConnection, m: Incoming, now: datetime, out: BatchOutcome
     ) -> None:
         ok = m.body.get("ok")
+        sent = (
+            await conn.execute(
+                select(CommandRow.name, CommandRow.body, CommandRow.ok).where(
+                    CommandRow.request_id == m.key, CommandRow.site_id == m.site
+                )
+            )
+        ).one_or_none()
         await conn.execute(
             update(CommandRow)
             .where(CommandRow.request_id == m.key, CommandRow.site_id == m.site)
-            .values(ok=bool(ok), response=m.body, responded_at=now)
+            .values(ok=bool(ok), response=slim_response(m.body), responded_at=now)
         )
+        if sent is not None and sent.name == "inspect":
+            await apply_inspect_answer(conn, m.site, m.key, m.body, now)
+        elif sent is not None and sent.name == "notice" and sent.ok is None:
+            await apply_notice_response(conn, sent.body, m.body, now)
         out.responses.append({"site_id": m.site, "request_id": m.key, "ok": bool(ok)})
 
     async def _availability(
