@@ -53,6 +53,11 @@
       tr.append(el("td", c ? t[c.overall] || c.overall : t.unknown, "compliance"));
       tr.append(el("td", `${m.devices_offline}/${m.devices}`, "devoff"));
       tr.append(el("td", m.receipts_outstanding, "receipts"));
+      const go = el("a", t.inspect, "inspect");
+      go.href = `/inspections?site_id=${encodeURIComponent(m.site_id)}`;
+      const td = el("td");
+      td.append(go);
+      tr.append(td);
       body.append(tr);
     }
     const off = malls.filter((m) => !m.online).length;
