@@ -1,0 +1,329 @@
+"""The inspection workflow through the patrol service's API, with a REAL hub (simulated
+cameras) on a real nats-server: the ``inspect`` answer becomes the checklist with the
+pictures' sha256, a problem becomes a notice that the hub stores and publishes retained, the
+mall answers in its console, the officer sends it back and then accepts it; every refusal is
+a clear 4xx and changes nothing. A mall that does not answer gets a record saying so, and an
+overdue notice reaches the supervisors."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from hub.app import Hub
+from hub.config import SiteConfig
+from patrol.auth import add_user
+from patrol.models import AuditRow
+from patrol.natsnode import NatsCluster
+from patrol.service import PatrolService
+from simulators.camera import CameraFarm
+from tests.health.mall import MANUAL, USER, camera_entry
+from tests.notices.mall import cameras_warm, notice_rows
+from tests.patrol.citytest import patrol_config
+from tests.support.sites import make_site
+from tests.support.wait import wait_until
+
+SITE = "test-mall"
+
+
+class Api:
+    """A logged-in officer's calls: JSON in, (status, JSON) out."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url, self.csrf = http, url, ""
+
+    async def login(self, name: str, password: str) -> None:
+        status, body = await self.call(
+            "POST", "/api/v1/session", {"name": name, "password": password}
+        )
+        assert status == 200, body
+        self.csrf = body["csrf_token"]
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def get(self, path: str) -> Any:
+        status, body = await self.call("GET", path)
+        assert status == 200, (path, body)
+        return body
+
+
+@pytest.fixture
+async def farm() -> AsyncIterator[tuple[CameraFarm, str]]:
+    password = secrets.token_urlsafe(12)
+    async with CameraFarm.uniform(2, username=USER, password=password) as f:
+        yield f, password
+
+
+def site(farm: CameraFarm, password: str, nats: NatsCluster, tmp_path: Path) -> SiteConfig:
+    return make_site(
+        broker_url=nats.mqtt_urls[0],
+        data_dir=tmp_path / "hub",
+        protocol="3.1.1",
+        cameras=[
+            camera_entry("cam-gate-1", farm[0], password),
+            camera_entry("cam-park-1", farm[1], password, zone="parking", role="parking"),
+        ],
+        health={**MANUAL, "probe_timeout_s": 3},
+    )
+
+
+async def _audit(svc: PatrolService, target: str) -> list[str]:
+    assert svc.store is not None
+    async with svc.store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(AuditRow.action).where(AuditRow.target == target).order_by(AuditRow.id)
+        )
+        return [r[0] for r in rows]
+
+
+async def test_inspection_and_notice_round_trip_with_a_real_hub(
+    nats_node: NatsCluster, farm: tuple[CameraFarm, str], tmp_path: Path
+) -> None:
+    cfg = site(farm[0], farm[1], nats_node, tmp_path)
+    pc = patrol_config(
+        nats_node,
+        tmp_path,
+        malls=[{"site_id": SITE, "name": "金水测试商场", "district": "金水区"}],
+        inspections={"unit": "金水分局"},
+    )
+    password = secrets.token_urlsafe(12)
+    async with PatrolService(pc) as svc, Hub(cfg) as hub:
+        assert svc.store is not None and svc.web is not None
+        await add_user(svc.store.engine, "li", "officer", password, "李警官")
+        await wait_until(lambda: hub.police.state.connected, within=30, what="link up")
+        await cameras_warm(hub)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            api = Api(http, svc.web.url)
+            await api.login("li", password)
+            status, body = await api.call("POST", "/api/v1/inspections", {"site_id": SITE})
+            assert status == 202, body
+            insp = body["inspection"]
+            assert insp["state"] == "waiting" and insp["officer"] == "李警官"
+            iid = insp["inspection_id"]
+            base = f"/api/v1/inspections/{iid}"
+            # A second one while the first waits: refused.
+            status, body = await api.call("POST", "/api/v1/inspections", {"site_id": SITE})
+            assert status == 409 and body["error"] == "conflict" and "message_zh" in body
+
+            async def answered() -> bool:
+                return bool((await api.get(base))["inspection"]["state"] == "answered")
+
+            await wait_until(answered, within=90, what="the hub's checklist")
+
+            async def pictures() -> bool:
+                items = (await api.get(base))["inspection"]["items"]
+                return all(i["has_picture"] for i in items if i["status"] == "snapshot")
+
+            # Pictures too large to travel inline are fetched from the hub's signed URL.
+            await wait_until(pictures, within=30, what="the pictures")
+            insp = (await api.get(base))["inspection"]
+            items = {i["item_id"]: i for i in insp["items"]}
+            assert insp["hub_inspection_id"] and insp["compliance"]["site_id"] == SITE
+            gate = items["camera:cam-gate-1"]
+            assert gate["kind"] == "camera" and gate["status"] == "snapshot"
+            assert gate["has_picture"] and len(gate["sha256"]) == 64
+            async with http.get(f"{svc.web.url}{base}/items/camera:cam-gate-1/picture") as r:
+                assert r.status == 200 and r.content_type == "image/jpeg"
+                assert hashlib.sha256(await r.read()).hexdigest() == gate["sha256"]
+            assert items["role:perimeter"]["status"] == "no_camera"
+            assert items["rule:POL-NOTICE"]["status"] == "pass"
+            assert all(i["finding"] is None for i in insp["items"])
+
+            # Findings: bad input is refused, a problem needs its note.
+            item = f"{base}/items/camera:cam-gate-1"
+            for bad, code in [
+                ({"finding": "maybe"}, 400),
+                ({"finding": "problem", "note": " "}, 400),
+                ({"finding": 1}, 400),
+            ]:
+                status, body = await api.call("PUT", item, bad)
+                assert status == code and body["error"] == "invalid", (bad, body)
+            status, _ = await api.call("PUT", f"{base}/items/camera:nope", {"finding": "pass"})
+            assert status == 404
+            status, _ = await api.call("PUT", item, {"finding": "problem", "note": "画面被遮挡"})
+            assert status == 200
+            # The notice: bad input first, nothing changes.
+            deadline = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+            notice = {
+                "inspection_id": iid,
+                "item_id": "camera:cam-gate-1",
+                "finding": "正门摄像机画面被遮挡，请于期限内整改",
+                "deadline": deadline,
+            }
+            for bad, code, err in [
+                ({**notice, "site_id": "zz-other-mall"}, 400, "invalid"),
+                ({**notice, "inspection_id": "XC-none"}, 404, "not_found"),
+                ({**notice, "item_id": "rule:POL-NOTICE"}, 409, "conflict"),  # not a problem
+                ({**notice, "deadline": "2020-01-01T00:00:00Z"}, 400, "invalid"),
+                ({**notice, "deadline": "next week"}, 400, "invalid"),
+                ({**notice, "finding": ""}, 400, "invalid"),
+            ]:
+                status, body = await api.call("POST", "/api/v1/notices", bad)
+                assert (status, body["error"]) == (code, err), (bad, body)
+            assert (await api.get("/api/v1/notices"))["notices"] == []
+            status, body = await api.call("POST", "/api/v1/notices", notice)
+            assert status == 202, body
+            nid = body["notice"]["notice_id"]
+            assert body["notice"]["state"] == "sent"
+            nbase = f"/api/v1/notices/{nid}"
+
+            async def notice_is(state: str, version: int) -> bool:
+                n = (await api.get(nbase))["notice"]
+                return bool(n["state"] == state and n["version"] == version)
+
+            await wait_until(lambda: notice_is("open", 1), within=30, what="the hub's notice")
+            row, _ = await notice_rows(hub, nid)
+            assert row.state == "open" and row.finding == notice["finding"]
+            # Nothing to decide on yet but an accept; a reject needs an answer first.
+            status, body = await api.call("POST", f"{nbase}/reject", {"reason": "x"})
+            assert status == 409 and body["error"] == "conflict"
+            status, body = await api.call("POST", f"{nbase}/accept", {"site_id": "zz-other"})
+            assert status == 400
+            status, body = await api.call("POST", "/api/v1/notices/ZG-none/accept", {})
+            assert status == 404 and body["error"] == "not_found"
+
+            # The mall answers in its console with a fresh picture.
+            await hub.notices.answer(
+                nid, by="值班员", actor="console:duty", note="已清理镜头", cameras=["cam-gate-1"]
+            )
+            await wait_until(lambda: notice_is("answered", 2), within=30, what="the answer")
+            n = (await api.get(nbase))["notice"]
+            evidence = n["steps"][-1]["evidence"]["snapshots"]
+            assert n["steps"][-1]["note"] == "已清理镜头" and len(evidence[0]["sha256"]) == 64
+            status, body = await api.call("POST", f"{nbase}/reject", {})
+            assert status == 400  # a reason is required
+            status, body = await api.call("POST", f"{nbase}/reject", {"reason": "画面仍不清晰"})
+            assert status == 202 and body["notice"]["pending"] == "reject"
+            status, body = await api.call("POST", f"{nbase}/accept", {})
+            assert status == 409  # the first decision is on its way
+            await wait_until(lambda: notice_is("rejected", 3), within=30, what="rejected")
+            await hub.notices.answer(
+                nid, by="值班员", actor="console:duty", note="已更换摄像机", cameras=["cam-gate-1"]
+            )
+            await wait_until(lambda: notice_is("answered", 4), within=30, what="second answer")
+            status, body = await api.call("POST", f"{nbase}/accept", {"note": "已核实"})
+            assert status == 202, body
+            await wait_until(lambda: notice_is("closed", 5), within=30, what="closed")
+            row, _ = await notice_rows(hub, nid)
+            assert row.state == "closed"
+            # After closing: every decision is refused and nothing changes.
+            for action, payload in (("accept", {}), ("reject", {"reason": "x"})):
+                status, body = await api.call("POST", f"{nbase}/{action}", payload)
+                assert status == 409 and body["error"] == "conflict"
+            assert (await api.get(nbase))["notice"]["version"] == 5
+            assert await _audit(svc, f"notice:{nid}") == [
+                "notice.issue",
+                "notice.issued",
+                "notice.answered",
+                "notice.reject",
+                "notice.rejected",
+                "notice.answered",
+                "notice.accept",
+                "notice.accepted",
+            ]
+
+            # Complete: every item needs a finding, or the rest recorded as passed.
+            status, body = await api.call("POST", f"{base}/complete", {})
+            assert status == 409 and body["error"] == "conflict"
+            status, body = await api.call("POST", f"{base}/complete", {"rest": "pass"})
+            assert status == 200 and body["inspection"]["state"] == "completed"
+            assert body["inspection"]["counts"]["problem"] == 1
+            assert body["inspection"]["counts"]["open"] == 0
+            status, body = await api.call("PUT", item, {"finding": "pass"})
+            assert status == 409
+            assert await _audit(svc, f"inspection:{iid}") == [
+                "inspection.started",
+                "inspection.finding",
+                "inspection.completed",
+            ]
+            # The printable record names the officer and carries the evidence's sha256.
+            async with http.get(f"{svc.web.url}/inspections/{iid}/record") as r:
+                page = await r.text()
+            assert r.status == 200 and "商场安全网上巡查记录" in page
+            assert "李警官" in page and gate["sha256"] in page and "画面被遮挡" in page
+            [res] = (await api.get("/api/v1/inspection-results"))["results"]
+            assert (res["site_id"], res["inspections"], res["completed"]) == (SITE, 1, 1)
+            assert (res["problems"], res["with_problems"], res["no_answer"]) == (1, 1, 0)
+            [dist] = (await api.get("/api/v1/inspection-results?by=district"))["results"]
+            assert (dist["district"], dist["inspections"]) == ("金水区", 1)
+
+
+async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalate(
+    nats_node: NatsCluster, tmp_path: Path
+) -> None:
+    pc = patrol_config(
+        nats_node,
+        tmp_path,
+        malls=[{"site_id": "zz-silent-001", "name": "无应答商场", "district": "二七区"}],
+        inspections={"hub_timeout_s": 2, "answer_timeout_s": 5},
+    )
+    password = secrets.token_urlsafe(12)
+    async with PatrolService(pc) as svc:
+        assert svc.store is not None and svc.web is not None
+        await add_user(svc.store.engine, "li", "officer", password, "李警官")
+        await add_user(svc.store.engine, "zhang", "supervisor", password, "张所长")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            api = Api(http, svc.web.url)
+            await api.login("li", password)
+            status, body = await api.call("POST", "/api/v1/inspections", {"site_id": "zz-nowhere"})
+            assert status == 404 and body["error"] == "not_found"
+            status, body = await api.call("POST", "/api/v1/inspections", {"site_id": "a.b"})
+            assert status == 400
+            status, body = await api.call(
+                "POST", "/api/v1/inspections", {"site_id": "zz-silent-001"}
+            )
+            assert status == 202
+            iid = body["inspection"]["inspection_id"]
+
+            async def silent() -> bool:
+                return bool(
+                    (await api.get(f"/api/v1/inspections/{iid}"))["inspection"]["state"]
+                    == "no_answer"
+                )
+
+            await wait_until(silent, within=30, what="the no-answer record")
+            [item] = (await api.get(f"/api/v1/inspections/{iid}"))["inspection"]["items"]
+            assert (item["item_id"], item["finding"]) == ("hub:no_answer", "problem")
+            assert "5 秒" in item["note"]
+            # The finding becomes a notice; its deadline passes while the mall stays silent.
+            deadline = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+            status, body = await api.call(
+                "POST",
+                "/api/v1/notices",
+                {
+                    "inspection_id": iid,
+                    "item_id": "hub:no_answer",
+                    "finding": "平台未应答巡查",
+                    "deadline": deadline,
+                },
+            )
+            assert status == 202, body
+            nid = body["notice"]["notice_id"]
+            status, body = await api.call("GET", "/api/v1/escalations")
+            assert status == 403  # officers do not see the supervisors' list
+            await api.login("zhang", password)
+
+            async def escalated() -> bool:
+                return [
+                    n["notice_id"] for n in (await api.get("/api/v1/escalations"))["notices"]
+                ] == [nid]
+
+            await wait_until(escalated, within=30, what="the escalation")
+            assert await _audit(svc, f"notice:{nid}") == ["notice.issue", "notice.escalated"]
+            async with http.get(f"{svc.web.url}/escalations") as r:
+                assert r.status == 200 and nid in await r.text()
+            status, _ = await api.call("POST", f"/api/v1/inspections/{iid}/complete", {})
+            assert status == 200
+            [res] = (await api.get("/api/v1/inspection-results"))["results"]
+            assert (res["no_answer"], res["problems"]) == (1, 1)
