@@ -15,6 +15,7 @@ The buttons call the JSON API (patrol.web_inspect) from ``/static/inspect.js``.
 from __future__ import annotations
 
 import html
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -145,6 +146,15 @@ def _evidence(i: dict[str, Any], inspection_id: str, t: dict[str, str], lang: st
     return "<br>".join(parts)
 
 
+def waiting_pictures(insp: dict[str, Any]) -> int:
+    """Pictures announced as URLs and not fetched yet (the page looks again until none)."""
+    return sum(
+        1
+        for i in insp["items"]
+        if i["status"] == "snapshot" and not i["has_picture"] and not i["picture_error"]
+    )
+
+
 def _title(i: dict[str, Any], lang: str) -> str:
     d = i["detail"]
     if i["kind"] == "rule" and lang == "en" and isinstance(d.get("title"), dict):
@@ -222,7 +232,8 @@ async def page_inspection(request: web.Request) -> web.Response:
     body = (
         _nav(t, lang, officer, t["inspection"])
         + f'<main id="inspection" data-inspection="{e(inspection_id)}" '
-        f'data-site="{e(insp["site_id"])}" data-state="{e(insp["state"])}">'
+        f'data-site="{e(insp["site_id"])}" data-state="{e(insp["state"])}" '
+        f'data-pictures="{waiting_pictures(insp)}">'
         f'<p>{e(t["state"])}: <strong id="inspection-state">{e(state)}</strong>'
         + (f' <span class="err">{e(str(error.get("message", "")))}</span>' if error else "")
         + f'</p><dl class="facts">{dl}</dl>'
@@ -409,6 +420,8 @@ async def page_notice(request: web.Request) -> web.Response:
         facts.append((t["inspection"], f"{link} · {e(n['item_id'] or '')}"))
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
     steps = [_step(s, t, lang) for s in n["steps"]]
+    # What this page shows; the script reloads when the notice no longer matches it.
+    seen = json.dumps([n["state"], n["version"], n["pending"], n["overdue"]], separators=(",", ":"))
     decide = ""
     if n["state"] in ("open", "answered", "rejected") and not n["pending"]:
         decide = (
@@ -422,7 +435,8 @@ async def page_notice(request: web.Request) -> web.Response:
             )
     body = (
         _nav(t, lang, officer, t["notice"])
-        + f'<main id="notice" data-notice="{e(n["notice_id"])}" data-state="{e(n["state"])}">'
+        + f'<main id="notice" data-notice="{e(n["notice_id"])}" data-state="{e(n["state"])}" '
+        f'data-seen="{e(seen)}">'
         + f'<p>{e(t["state"])}: <strong id="notice-state">{e(state)}</strong></p>'
         + f'<dl class="facts">{dl}</dl><h2>{e(t["steps"])}</h2>'
         + _table(["#", t["steps"], t["by"], t["time"], t["note"]], steps, "steps", t)

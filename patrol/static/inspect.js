@@ -53,9 +53,12 @@
   function inspectionPage(main) {
     const id = main.dataset.inspection;
     const base = `/api/v1/inspections/${enc(id)}`;
-    if (main.dataset.state === "waiting") {
-      document.body.dataset.seen = JSON.stringify(["waiting"]);
-      watch(base, "inspection", (i) => [i.state]);
+    const pending = (i) =>
+      i.items.filter((x) => x.status === "snapshot" && !x.has_picture && !x.picture_error).length;
+    if (main.dataset.state === "waiting" || main.dataset.pictures !== "0") {
+      // The hub's answer, then the pictures fetched from its URLs, arrive after the page.
+      document.body.dataset.seen = JSON.stringify([main.dataset.state, Number(main.dataset.pictures)]);
+      watch(base, "inspection", (i) => [i.state, pending(i)]);
     }
     for (const tr of document.querySelectorAll("#items tbody tr[data-item]")) {
       const item = tr.dataset.item;
@@ -105,15 +108,11 @@
     const id = main.dataset.notice;
     const base = `/api/v1/notices/${enc(id)}`;
     const state = (n) => [n.state, n.version, n.pending, n.overdue];
-    fetch(base, { credentials: "same-origin" })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((got) => {
-        if (!got) return;
-        document.body.dataset.seen = JSON.stringify(state(got.notice));
-        if (got.notice.state !== "closed" && got.notice.state !== "refused") {
-          watch(base, "notice", state);
-        }
-      });
+    // The server rendered the page for data-seen; anything newer reloads it.
+    document.body.dataset.seen = main.dataset.seen;
+    if (main.dataset.state !== "closed" && main.dataset.state !== "refused") {
+      watch(base, "notice", state);
+    }
     const accept = document.getElementById("accept");
     if (accept) {
       accept.addEventListener("click", async () => {
