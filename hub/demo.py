@@ -107,6 +107,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         DEMO_CAMERA_PASSWORD=secrets.token_urlsafe(12),
         PYTHONUNBUFFERED="1",
     )
+    env.setdefault("DEMO_PUBLIC_URL", f"http://127.0.0.1:{http_port}")
     for i in range(1, CAMERAS + 1):
         env[f"DEMO_CAM{i}_PORT"] = str(free_port())
 
