@@ -26,6 +26,7 @@ NAMES = (
     "soak",
     "city",
     "gbalarm",
+    "demostart",
 )
 
 
