@@ -4,31 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from patrol.openapi_inspect import INSPECTION_PATHS, INSPECTION_SCHEMAS
+from patrol.openapi_parts import SESSION as _SESSION
+from patrol.openapi_parts import csrf as _csrf
+from patrol.openapi_parts import errors as _errors
+from patrol.openapi_parts import query as _q
+from patrol.openapi_parts import resp as _resp
 from patrol.queries import ALARM_STATES, MALL_SORTS
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _resp(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = schema or _ERROR
-    return {"description": desc, "content": {"application/json": {"schema": body}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    names = {
-        400: "bad input",
-        401: "not logged in",
-        403: "not allowed, or the CSRF token is missing",
-        404: "not found",
-        409: "conflict",
-        413: "body too large",
-        415: "not JSON",
-        429: "throttled",
-    }
-    return {str(c): _resp(names[c]) for c in codes}
-
-
-_SESSION: list[dict[str, list[str]]] = [{"session": []}]
 _MALL = {
     "type": "object",
     "required": ["site_id", "name", "district", "online", "offline_since", "open_alarms"],
@@ -86,7 +69,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "mallhub patrol — city overview API",
             "version": "1",
-            "description": "Malls, alarms and officers' acknowledgements across a city.",
+            "description": "Malls, alarms and officers' acknowledgements across a city; online "
+            "inspections (网上巡查) and rectification notices (整改通知).",
         },
         "components": {
             "securitySchemes": {
@@ -96,10 +80,15 @@ def openapi_document() -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error", "message"],
-                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        "message_zh": {"type": "string", "description": "The same, in Chinese"},
+                    },
                 },
                 "Mall": _MALL,
                 "Alarm": _ALARM,
+                **INSPECTION_SCHEMAS,
             },
         },
         "paths": {
@@ -242,13 +231,6 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **INSPECTION_PATHS,
         },
     }
-
-
-def _q(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
-
-
-def _csrf() -> dict[str, Any]:
-    return {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": {"type": "string"}}

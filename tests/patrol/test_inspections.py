@@ -8,6 +8,7 @@ overdue notice reaches the supervisors."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,11 @@ from sqlalchemy import select
 from hub.app import Hub
 from hub.config import SiteConfig
 from patrol.auth import add_user
+from patrol.inspections import list_inspections
+from patrol.inspector import start_scheduled
 from patrol.models import AuditRow
 from patrol.natsnode import NatsCluster
+from patrol.notices import list_notices
 from patrol.service import PatrolService
 from simulators.camera import CameraFarm
 from tests.health.mall import MANUAL, USER, camera_entry
@@ -257,6 +261,14 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
             assert (res["problems"], res["with_problems"], res["no_answer"]) == (1, 1, 0)
             [dist] = (await api.get("/api/v1/inspection-results?by=district"))["results"]
             assert (dist["district"], dist["inspections"]) == ("金水区", 1)
+    # The notice never disappears: a patrol service started afresh on an empty store finds
+    # it, closed at its last version, in the retained messages the hub left on the cluster.
+    pc2 = patrol_config(nats_node, tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/2.db")
+    async with PatrolService(pc2, web=False, workers=0) as svc2:
+        assert svc2.store is not None
+        [again] = await list_notices(svc2.store.engine, {})
+        assert (again["notice_id"], again["state"], again["version"]) == (nid, "closed", 5)
+        assert [s["action"] for s in again["steps"]][-1] == "accepted"
 
 
 async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalate(
@@ -327,3 +339,59 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
             assert status == 200
             [res] = (await api.get("/api/v1/inspection-results"))["results"]
             assert (res["no_answer"], res["problems"]) == (1, 1)
+            doc = await api.get("/api/v1/openapi.json")
+            assert {"/api/v1/inspections", "/api/v1/notices/{notice_id}/reject"} <= set(
+                doc["paths"]
+            )
+
+        # A hub's notice that breaks the contract is counted and refused; the workers go on
+        # and mirror the next valid one (a notice another platform issued, say).
+        assert svc.nc is not None
+        invalid = svc.stats.invalid
+        subject = "mallhub.v1.zz-silent-001.notices"
+        await svc.nc.publish(f"{subject}.ZG-bad", b'{"schema": "mallhub/notice/1"}')
+        await svc.nc.publish(f"{subject}.ZG-bad", b"not json")
+        good = {
+            "schema": "mallhub/notice/1",
+            "site_id": "zz-silent-001",
+            "notice_id": "ZG-other",
+            "state": "open",
+            "overdue": False,
+            "finding": "消防通道堵塞",
+            "deadline": "2099-01-01T00:00:00Z",
+            "officer": {"name": "王警官"},
+            "issued_at": "2026-12-01T00:00:00Z",
+            "updated_at": "2026-12-01T00:00:00Z",
+            "version": 1,
+            "steps": [
+                {
+                    "n": 1,
+                    "at": "2026-12-01T00:00:00Z",
+                    "action": "issued",
+                    "state": "open",
+                    "by": "王警官",
+                    "via": "police",
+                }
+            ],
+            "ts": "2026-12-01T00:00:00Z",
+        }
+        await svc.nc.publish(f"{subject}.ZG-other", json.dumps(good).encode())
+
+        async def mirrored() -> bool:
+            return any(n["notice_id"] == "ZG-other" for n in await list_notices(engine, {}))
+
+        engine = svc.store.engine
+        await wait_until(mirrored, within=20, what="the valid notice")
+        assert svc.stats.invalid >= invalid + 2
+        assert {n["notice_id"] for n in await list_notices(engine, {})} == {nid, "ZG-other"}
+
+        # Scheduled: each mall once per period, however often the clock looks.
+        sched = pc.model_copy(
+            update={"inspections": pc.inspections.model_copy(update={"schedule": "monthly"})}
+        )
+        end_of_month = datetime(2026, 12, 31, 15, 59, tzinfo=UTC)  # 23:59 China time
+        started = await start_scheduled(sched, svc.store, svc.nc, end_of_month)
+        assert len(started) == 1
+        assert await start_scheduled(sched, svc.store, svc.nc, end_of_month) == []
+        [scheduled] = await list_inspections(engine, {}, state="waiting")
+        assert scheduled["scheduled"] and scheduled["officer"] == "定期巡查"
