@@ -28,7 +28,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patrol.clock import parse_ts
-from patrol.models import AuditRow, InspectionItemRow, InspectionRow, NoticeRow
+from patrol.models import (
+    AuditRow,
+    InspectionItemRow,
+    InspectionRow,
+    NoticeEvidenceRow,
+    NoticeRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +145,7 @@ async def apply_notice(
                 detail[key] = step[key]
         if "evidence" in step:
             detail["evidence_sha256"] = [s["sha256"] for s in step["evidence"]["snapshots"]]
+            await _evidence(conn, notice_id, int(step["n"]), step["evidence"]["snapshots"])
         await conn.execute(
             _insert(conn, AuditRow).values(
                 at=now,
@@ -149,6 +156,44 @@ async def apply_notice(
             )
         )
     return True
+
+
+async def _evidence(
+    conn: AsyncConnection, notice_id: str, step: int, snapshots: list[dict[str, Any]]
+) -> None:
+    """The answer's pictures: inline ones kept at once (when their sha256 matches), the
+    others fetched later from their URL (patrol.pictures)."""
+    rows = []
+    for snap in snapshots:
+        picture, error = None, ""
+        data = snap.get("data_base64")
+        if isinstance(data, str):
+            try:
+                picture = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                picture = None
+            if picture is None or hashlib.sha256(picture).hexdigest() != snap["sha256"]:
+                picture, error = None, "sha256_mismatch"
+        rows.append(
+            {
+                "notice_id": notice_id,
+                "sha256": snap["sha256"],
+                "step": step,
+                "camera_id": str(snap["camera_id"])[:64],
+                "taken_at": parse_ts(snap["taken_at"]),
+                "content_type": snap["content_type"],
+                "url": str(snap.get("url", ""))[:2000],
+                "picture": picture,
+                "picture_error": error or ("" if picture or snap.get("url") else "no URL"),
+            }
+        )
+    if rows:
+        await conn.execute(
+            _insert(conn, NoticeEvidenceRow).on_conflict_do_nothing(
+                index_elements=["notice_id", "sha256"]
+            ),
+            rows,
+        )
 
 
 async def apply_notice_response(

@@ -248,6 +248,22 @@ class NoticeRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class NoticeEvidenceRow(Base):
+    """A picture the mall attached to its answer to a notice: the sha256 and time it gave,
+    and the bytes once fetched from the hub's signed URL (kept only when they match)."""
+
+    __tablename__ = "patrol_notice_evidence"
+    notice_id: Mapped[str] = mapped_column(ForeignKey("patrol_notices.notice_id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
+    camera_id: Mapped[str] = mapped_column(String(64), default="")
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    content_type: Mapped[str] = mapped_column(String(32), default="")
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    picture: Mapped[bytes | None] = mapped_column(LargeBinary)
+    picture_error: Mapped[str] = mapped_column(String(200), default="")
+
+
 def utc(dt: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: they are UTC."""
     if dt is None:

@@ -24,7 +24,14 @@ from patrol.clock import iso_z, now_utc
 from patrol.commands import CommandRefused, send_command
 from patrol.config import Inspections
 from patrol.inspections import mall_names
-from patrol.models import AuditRow, InspectionItemRow, InspectionRow, NoticeRow, utc
+from patrol.models import (
+    AuditRow,
+    InspectionItemRow,
+    InspectionRow,
+    NoticeEvidenceRow,
+    NoticeRow,
+    utc,
+)
 from patrol.queries import iso
 from patrol.store import PatrolStore
 
@@ -398,4 +405,49 @@ async def get_notice(
         ).scalar_one_or_none()
     if row is None:
         return None
-    return notice_dict(row, await mall_names(engine, registry), now_utc())
+    out = notice_dict(row, await mall_names(engine, registry), now_utc())
+    ev = NoticeEvidenceRow
+    async with engine.connect() as conn:
+        pictures = (
+            await conn.execute(
+                select(
+                    ev.sha256,
+                    ev.step,
+                    ev.camera_id,
+                    ev.taken_at,
+                    ev.picture.is_not(None).label("has_picture"),
+                    ev.picture_error,
+                )
+                .where(ev.notice_id == notice_id)
+                .order_by(ev.step, ev.camera_id)
+            )
+        ).all()
+    out["evidence"] = [
+        {
+            "sha256": p.sha256,
+            "step": p.step,
+            "camera_id": p.camera_id,
+            "taken_at": iso(p.taken_at),
+            "has_picture": bool(p.has_picture),
+            "picture_error": p.picture_error or None,
+        }
+        for p in pictures
+    ]
+    return out
+
+
+async def get_evidence_picture(
+    engine: AsyncEngine, notice_id: str, sha256: str
+) -> tuple[bytes, str] | None:
+    """A picture of the mall's answer, once fetched (its digest is ``sha256``)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(NoticeEvidenceRow.picture, NoticeEvidenceRow.content_type).where(
+                    NoticeEvidenceRow.notice_id == notice_id, NoticeEvidenceRow.sha256 == sha256
+                )
+            )
+        ).one_or_none()
+    if row is None or row.picture is None:
+        return None
+    return bytes(row.picture), row.content_type or "application/octet-stream"

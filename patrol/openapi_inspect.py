@@ -75,6 +75,21 @@ _NOTICE = {
         "last_error": {"type": ["object", "null"]},
         "escalated_at": _TIME,
         "steps": {"type": "array", "items": {"type": "object"}},
+        "evidence": {
+            "type": "array",
+            "description": "The pictures of the mall's answers (GET …/evidence/{sha256})",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "sha256": {"type": "string"},
+                    "step": {"type": "integer"},
+                    "camera_id": {"type": "string"},
+                    "taken_at": _TIME,
+                    "has_picture": {"type": "boolean"},
+                    "picture_error": {"type": ["string", "null"]},
+                },
+            },
+        },
         "updated_at": _TIME,
     },
 }
@@ -223,6 +238,17 @@ INSPECTION_PATHS: dict[str, Any] = {
     },
     "/api/v1/notices/{notice_id}": {
         "get": _read("A notice with every step", _one("notice", "Notice"), _NOTICE_ID)
+    },
+    "/api/v1/notices/{notice_id}/evidence/{sha256}": {
+        "get": {
+            "summary": "A picture of the mall's answer (its digest is sha256)",
+            "security": SESSION,
+            "parameters": [_NOTICE_ID, path_param("sha256")],
+            "responses": {
+                "200": {"description": "the picture", "content": {"image/jpeg": {}}},
+                **errors(400, 401, 404),
+            },
+        }
     },
     "/api/v1/notices/{notice_id}/accept": {
         "post": _change(

@@ -381,12 +381,16 @@ async def page_escalations(request: web.Request) -> web.Response:
     return _respond(request, lang, t["nav_escalations"], body, False)
 
 
-def _step(s: dict[str, Any], t: dict[str, str], lang: str) -> str:
+def _step(s: dict[str, Any], t: dict[str, str], lang: str, n: dict[str, Any]) -> str:
     words = s.get("note") or s.get("reason") or ""
     ev = s.get("evidence") or {}
-    shas = "".join(
-        f'<br><code class="sha">{e(p["sha256"])}</code>' for p in ev.get("snapshots", [])
-    )
+    have = {p["sha256"] for p in n["evidence"] if p["has_picture"]}
+    shas = ""
+    for p in ev.get("snapshots", []):
+        if p["sha256"] in have:
+            src = f"/api/v1/notices/{e(n['notice_id'])}/evidence/{e(p['sha256'])}"
+            shas += f'<br><a href="{src}"><img class="thumb" src="{src}" alt=""></a>'
+        shas += f'<br>{e(p["camera_id"])} <code class="sha">{e(p["sha256"])}</code>'
     devs = "".join(f"<br>{e(d['device_id'])}: {e(d['state'])}" for d in ev.get("devices", []))
     return (
         f'<tr class="step" data-action="{e(s["action"])}"><td>{s["n"]}</td>'
@@ -419,9 +423,12 @@ async def page_notice(request: web.Request) -> web.Response:
         link = f'<a href="/inspections/{e(n["inspection_id"])}">{e(n["inspection_id"])}</a>'
         facts.append((t["inspection"], f"{link} · {e(n['item_id'] or '')}"))
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
-    steps = [_step(s, t, lang) for s in n["steps"]]
+    steps = [_step(s, t, lang, n) for s in n["steps"]]
     # What this page shows; the script reloads when the notice no longer matches it.
-    seen = json.dumps([n["state"], n["version"], n["pending"], n["overdue"]], separators=(",", ":"))
+    waiting = sum(1 for p in n["evidence"] if not p["has_picture"] and not p["picture_error"])
+    seen = json.dumps(
+        [n["state"], n["version"], n["pending"], n["overdue"], waiting], separators=(",", ":")
+    )
     decide = ""
     if n["state"] in ("open", "answered", "rejected") and not n["pending"]:
         decide = (

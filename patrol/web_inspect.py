@@ -14,6 +14,7 @@ escalations need the ``supervisor`` role. Bad input gets a 4xx JSON answer
 | ``GET /api/v1/inspection-results[?by=mall|district]`` | per mall or district and month |
 | ``POST /api/v1/notices`` ``{"inspection_id", "item_id", "finding", "deadline"}`` | issue |
 | ``GET /api/v1/notices[?state&site_id]``, ``GET /api/v1/notices/{id}`` | the hub's mirror |
+| ``GET /api/v1/notices/{id}/evidence/{sha256}`` | a picture of the mall's answer |
 | ``POST /api/v1/notices/{id}/accept`` ``{"note"?}``, ``…/reject`` ``{"reason"}`` | decide |
 | ``GET /api/v1/escalations`` | overdue notices escalated to the supervisors |
 """
@@ -40,6 +41,7 @@ from patrol.inspections import (
 from patrol.notices import (
     NOTICE_STATES,
     decide,
+    get_evidence_picture,
     get_notice,
     issue_notice,
     list_notices,
@@ -294,6 +296,18 @@ async def _decide(request: web.Request, action: str) -> web.Response:
     return web.json_response({"request_id": request_id, "notice": found}, status=202)
 
 
+async def get_evidence(request: web.Request) -> web.Response:
+    await require(request, "officer")
+    st = request.app[STATE]
+    sha = request.match_info["sha256"]
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ApiError(400, "invalid", "not a sha256", message_zh="输入有误：不是 SHA-256")
+    got = await get_evidence_picture(st.store.engine, _ident(request, "notice_id"), sha)
+    if got is None:
+        raise ApiError(404, "not_found", "no picture", message_zh="没有图片")
+    return web.Response(body=got[0], content_type=got[1])
+
+
 async def post_accept(request: web.Request) -> web.Response:
     return await _decide(request, "accept")
 
@@ -320,6 +334,7 @@ def add_inspection_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/api/v1/notices", post_notice)
     r.add_get("/api/v1/notices", get_notices)
     r.add_get("/api/v1/notices/{notice_id}", get_one_notice)
+    r.add_get("/api/v1/notices/{notice_id}/evidence/{sha256}", get_evidence)
     r.add_post("/api/v1/notices/{notice_id}/accept", post_accept)
     r.add_post("/api/v1/notices/{notice_id}/reject", post_reject)
     r.add_get("/api/v1/escalations", get_escalations)

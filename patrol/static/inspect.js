@@ -107,10 +107,12 @@
   function noticePage(main) {
     const id = main.dataset.notice;
     const base = `/api/v1/notices/${enc(id)}`;
-    const state = (n) => [n.state, n.version, n.pending, n.overdue];
+    const waiting = (n) => n.evidence.filter((p) => !p.has_picture && !p.picture_error).length;
+    const state = (n) => [n.state, n.version, n.pending, n.overdue, waiting(n)];
     // The server rendered the page for data-seen; anything newer reloads it.
     document.body.dataset.seen = main.dataset.seen;
-    if (main.dataset.state !== "closed" && main.dataset.state !== "refused") {
+    const final = main.dataset.state === "closed" || main.dataset.state === "refused";
+    if (!final || JSON.parse(main.dataset.seen)[4] > 0) {
       watch(base, "notice", state);
     }
     const accept = document.getElementById("accept");

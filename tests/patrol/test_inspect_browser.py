@@ -109,9 +109,10 @@ async def test_officer_inspects_a_real_hub_and_closes_a_notice_in_the_browser(
                     cameras=["cam-gate-1"],
                 )
                 await expect(nstate).to_have_text("已回复，待民警确认", timeout=30_000)
-                await expect(page.locator('#steps tr[data-action="answered"]')).to_contain_text(
-                    "已清理"
-                )
+                answered = page.locator('#steps tr[data-action="answered"]')
+                await expect(answered).to_contain_text("已清理")
+                # The mall's fresh picture shows once fetched from the hub.
+                await expect(answered.locator("img.thumb")).to_be_visible(timeout=30_000)
                 await page.fill("#reject-reason", "画面仍被遮挡")
                 await page.click("#reject")
                 await expect(nstate).to_have_text("民警退回，需重新整改", timeout=30_000)

@@ -92,12 +92,13 @@ async def _audit(svc: PatrolService, target: str) -> list[str]:
 
 
 async def test_inspection_and_notice_round_trip_with_a_real_hub(
-    nats_node: NatsCluster, farm: tuple[CameraFarm, str], tmp_path: Path
+    nats_node: NatsCluster, farm: tuple[CameraFarm, str], tmp_path: Path, database_url: str
 ) -> None:
     cfg = site(farm[0], farm[1], nats_node, tmp_path)
     pc = patrol_config(
         nats_node,
         tmp_path,
+        database_url=database_url,
         malls=[{"site_id": SITE, "name": "金水测试商场", "district": "金水区"}],
         inspections={"unit": "金水分局"},
     )
@@ -205,6 +206,17 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
             n = (await api.get(nbase))["notice"]
             evidence = n["steps"][-1]["evidence"]["snapshots"]
             assert n["steps"][-1]["note"] == "已清理镜头" and len(evidence[0]["sha256"]) == 64
+
+            async def evidence_kept() -> bool:
+                return all(p["has_picture"] for p in (await api.get(nbase))["notice"]["evidence"])
+
+            # The answer's picture is fetched from the hub and kept with its digest.
+            await wait_until(evidence_kept, within=30, what="the answer's picture")
+            sha = evidence[0]["sha256"]
+            async with http.get(f"{svc.web.url}{nbase}/evidence/{sha}") as r:
+                assert r.status == 200 and hashlib.sha256(await r.read()).hexdigest() == sha
+            status, _ = await api.call("GET", f"{nbase}/evidence/{'0' * 64}")
+            assert status == 404
             status, body = await api.call("POST", f"{nbase}/reject", {})
             assert status == 400  # a reason is required
             status, body = await api.call("POST", f"{nbase}/reject", {"reason": "画面仍不清晰"})
@@ -272,11 +284,12 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
 
 
 async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalate(
-    nats_node: NatsCluster, tmp_path: Path
+    nats_node: NatsCluster, tmp_path: Path, database_url: str
 ) -> None:
     pc = patrol_config(
         nats_node,
         tmp_path,
+        database_url=database_url,
         malls=[{"site_id": "zz-silent-001", "name": "无应答商场", "district": "二七区"}],
         inspections={"hub_timeout_s": 2, "answer_timeout_s": 5},
     )
