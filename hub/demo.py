@@ -8,9 +8,9 @@ Order: broker, police simulator, the simulated mall (its cameras answering), the
 stopping goes the other way, so the hub never meets a camera that is not there yet or no
 longer there. Ctrl-C in a terminal signals every process of the foreground process group at
 once; the broker and the simulators are therefore in process groups of their own, and only
-the demo hears it and stops them in that order. A temporary data directory is removed at
-exit; one given with ``--data-dir`` is kept (and may be used again: the console login is
-renewed).
+the demo hears it (or the hang-up of a closed terminal) and stops them in that order. A
+temporary data directory is removed at exit; one given with ``--data-dir`` is kept (and may
+be used again: the console login is renewed).
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         env[f"DEMO_CAM{i}_PORT"] = str(free_port())
 
     try:
-        with stop_on_signals() as stop:
+        # A closed terminal hangs up the demo's process group only: the demo stops its
+        # children then, as on Ctrl-C, instead of leaving them running.
+        with stop_on_signals(hangup=True) as stop:
             return await _demo(args, env, data_dir, http_port, stop)
     finally:
         if temporary:

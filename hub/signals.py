@@ -10,17 +10,19 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[asyncio.Event]:
-    """An event set by SIGTERM/SIGINT, installed before anything starts, so a signal that
-    arrives while the hub is still starting also leads to an orderly stop."""
+def stop_on_signals(*, hangup: bool = False) -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM/SIGINT (and SIGHUP with ``hangup``: a closed terminal),
+    installed before anything starts, so a signal that arrives while the hub is still
+    starting also leads to an orderly stop."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT, *((signal.SIGHUP,) if hangup else ()))
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
         yield stop
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
 
 

@@ -104,10 +104,14 @@ class Demo:
         assert found is not None
         return found
 
-    async def interrupt(self) -> int:
-        """Ctrl-C as a terminal sends it (to the foreground process group); the exit code."""
-        os.killpg(self.proc.pid, signal.SIGINT)
+    async def interrupt(self, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or the hang-up of a closed terminal) as a terminal sends it, to the
+        foreground process group; the exit code once every process of the demo has ended."""
+        os.killpg(self.proc.pid, sig)
         await wait_until(lambda: self.proc.poll() is not None, within=WITHIN, what="the exit")
+        await wait_until(
+            lambda: session_processes(self.proc.pid) == [], within=WITHIN, what="the children"
+        )
         return self.proc.wait()
 
 
@@ -188,10 +192,6 @@ async def test_the_demo_from_start_to_ctrl_c(tmp_path: Path) -> None:
         later, _ = await demo.wait_for(POLICE_EVENT, closed)
         await demo.wait_for(POLICE_EVENT, later + 1)
         code = await demo.interrupt()
-        # Every process of the demo (broker, simulators) has ended with it.
-        await wait_until(
-            lambda: session_processes(demo.proc.pid) == [], within=WITHIN, what="the children"
-        )
     out = demo.tail(len(demo.lines))
     assert code == 0, demo.tail()
     assert [line for line in demo.lines if NOISE.search(line)] == []
@@ -199,3 +199,13 @@ async def test_the_demo_from_start_to_ctrl_c(tmp_path: Path) -> None:
     assert "seq gaps: none" in out
     assert re.search(r"\b0 duplicate deliveries", out)
     assert f"mallhub demo: data kept in {data_dir}" in out
+
+
+async def test_a_closed_terminal_stops_the_demo_and_all_it_started(tmp_path: Path) -> None:
+    # The broker and the simulators are out of the terminal's process group (so that Ctrl-C
+    # reaches the demo alone): the demo must stop them on a hang-up too, or they run on.
+    with demo_running(tmp_path / "demo") as demo:
+        await demo.wait_for(CONSOLE)
+        code = await demo.interrupt(signal.SIGHUP)
+    assert code == 0, demo.tail()
+    assert [line for line in demo.lines if NOISE.search(line)] == []
