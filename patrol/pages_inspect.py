@@ -123,13 +123,23 @@ async def page_inspections(request: web.Request) -> web.Response:
     return _respond(request, lang, t["nav_inspections"], body, True)
 
 
+def _hub_url(snap: object) -> str | None:
+    url = snap.get("url") if isinstance(snap, dict) else None
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        return url
+    return None
+
+
 def _evidence(i: dict[str, Any], inspection_id: str, t: dict[str, str], lang: str) -> str:
     parts = []
     if i["has_picture"]:
         src = f"/api/v1/inspections/{e(inspection_id)}/items/{e(i['item_id'])}/picture"
         parts.append(f'<a href="{src}"><img class="thumb" src="{src}" alt="{e(i["title"])}"></a>')
-    elif isinstance(i["detail"].get("snapshot"), dict) and i["detail"]["snapshot"].get("url"):
-        parts.append(f'<a href="{e(i["detail"]["snapshot"]["url"])}">URL</a>')
+    elif (url := _hub_url(i["detail"].get("snapshot"))) is not None:
+        # Not fetched (yet, or it failed): the hub's own link, when it is a web address.
+        parts.append(f'<a href="{e(url)}" rel="noreferrer">URL</a>')
+    if i["picture_error"]:
+        parts.append(f'<span class="err">{e(i["picture_error"])}</span>')
     if i["sha256"]:
         parts.append(f'<code class="sha">{e(i["sha256"])}</code>')
     if i["taken_at"]:

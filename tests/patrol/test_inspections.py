@@ -36,6 +36,7 @@ from tests.support.sites import make_site
 from tests.support.wait import wait_until
 
 SITE = "test-mall"
+SILENT = "zz-silent-001"
 
 
 class Api:
@@ -300,7 +301,28 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
         await add_user(svc.store.engine, "zhang", "supervisor", password, "张所长")
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             api = Api(http, svc.web.url)
+            # Anonymous callers get 401; a change needs the CSRF token and the same origin.
+            for method, path in [
+                ("GET", "/api/v1/inspections"),
+                ("POST", "/api/v1/inspections"),
+                ("GET", "/api/v1/notices"),
+                ("POST", "/api/v1/notices/ZG-1/accept"),
+                ("GET", "/api/v1/escalations"),
+            ]:
+                status, body = await api.call(method, path, {})
+                assert (status, body["error"]) == (401, "unauthenticated"), path
             await api.login("li", password)
+            csrf, api.csrf = api.csrf, ""
+            status, body = await api.call("POST", "/api/v1/inspections", {"site_id": SILENT})
+            assert (status, body["error"]) == (403, "csrf")
+            api.csrf = csrf
+            async with http.post(
+                f"{svc.web.url}/api/v1/inspections",
+                json={"site_id": SILENT},
+                headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"},
+            ) as r:
+                assert r.status == 403
+            assert (await api.get("/api/v1/inspections"))["inspections"] == []
             status, body = await api.call("POST", "/api/v1/inspections", {"site_id": "zz-nowhere"})
             assert status == 404 and body["error"] == "not_found"
             status, body = await api.call("POST", "/api/v1/inspections", {"site_id": "a.b"})
