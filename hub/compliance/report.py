@@ -14,6 +14,7 @@ from .engine import ComplianceResult
 from .facts import UP_STATES
 from .outcome import Text, parse_time
 from .rules import ROLE_NAMES, RULES_BY_ID, when
+from .words import check_name, value_words
 
 REPORT_SCHEMA = "mallhub/compliance-report/1"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -177,6 +178,8 @@ def render_html(
             state_names={k: v.get(lang) for k, v in STATE_NAMES.items()},
             t=t,
             local=local,
+            check_name=lambda check: check_name(check, lang),
+            value_words=lambda value: value_words(value, lang),
             evaluated_local=when(cfg, result.at),
             timezone=cfg.site.timezone,
         )

@@ -50,6 +50,8 @@ ENUMS = {
     "snapshot", "ptz_preset", "relay_pulse", "relay_on", "renotify", "ok", "failed",
     "stored", "published", "update", "police.receipt", "event.acknowledged",
     "event.closed", "event.note", "event.linkage", "event.escalated", "snapshot.taken",
+    # evidence in the printable report: check names and the words of their values
+    "state", "availability_24h", "supervision", "hash_chain", "intact", "broken", "lost",
     # rectification notices: states and steps
     "open", "answered", "rejected", "issued", "accepted", "overdue",
     # table headings
@@ -167,6 +169,15 @@ async def test_every_page_in_chinese_on_the_sites_clock(wh: WebHub, zh_page: Any
     await page.goto("/compliance")
     text = await check_page(page, wh, "compliance")
     assert re.search(r"总体: (合规|不合规|未知)", text), text[:300]
+    # The printable report it links to (its own page, without the console's frame).
+    report = await page.locator('a[target="_blank"]').first.get_attribute("href")
+    assert report is not None and "report.html" in report
+    await page.goto(report)
+    await shot(page, "zh-report")
+    text = await page.evaluate(VISIBLE_TEXT, SKIP)
+    found = [text[max(0, m.start() - 30) : m.end() + 10] for m in WORD.finditer(text)]
+    assert found == [], f"report: untranslated {found[:8]}"
+    assert wh.hub.config.site.timezone in text
     await page.goto("/records")
     await check_page(page, wh, "records")
 
