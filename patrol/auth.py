@@ -61,7 +61,11 @@ async def add_user(
     password: str,
     display_name: str = "",
     by: str = "cli",
+    *,
+    supervisor: str = "",
 ) -> None:
+    """Add an account; ``supervisor`` names an existing supervisor (or admin) to whom this
+    officer's overdue notices escalate."""
     check_user_name(name)
     r = check_role(role)
     check_password_policy(password)
@@ -75,6 +79,12 @@ async def add_user(
         ).scalar_one_or_none()
         if exists is not None:
             raise AuthError(f"user {name!r} already exists")
+        if supervisor:
+            boss = (
+                await conn.execute(select(UserRow.role).where(UserRow.name == supervisor))
+            ).scalar_one_or_none()
+            if boss not in ("supervisor", "admin"):
+                raise AuthError(f"{supervisor!r} is not a supervisor's user name")
         await conn.execute(
             insert(UserRow).values(
                 name=name,
@@ -84,11 +94,16 @@ async def add_user(
                 created_at=now,
                 disabled=False,
                 failed_logins=0,
+                supervisor=supervisor,
             )
         )
         await conn.execute(
             insert(AuditRow).values(
-                at=now, actor=by, action="user.created", target=f"user:{name}", detail={"role": r}
+                at=now,
+                actor=by,
+                action="user.created",
+                target=f"user:{name}",
+                detail={"role": r, **({"supervisor": supervisor} if supervisor else {})},
             )
         )
 

@@ -95,7 +95,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     async def go() -> int:
         engine = await open_store(config.database_url.get_secret_value())
         try:
-            await add_user(engine, args.name, args.role, password, args.display_name or "")
+            await add_user(
+                engine,
+                args.name,
+                args.role,
+                password,
+                args.display_name or "",
+                supervisor=args.supervisor or "",
+            )
         except AuthError as exc:
             print(f"mallhub patrol user add: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -164,6 +171,9 @@ def register(sub: Any) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--display-name", default="", help="how malls see the officer (e.g. 张警官)")
+    add.add_argument(
+        "--supervisor", default="", help="the supervisor's user name (overdue notices go there)"
+    )
     add.add_argument("--password-stdin", action="store_true", help="read one line from stdin")
     cfg(add)
     add.set_defaults(func=cmd_user_add)

@@ -140,6 +140,8 @@ class UserRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    supervisor: Mapped[str] = mapped_column(String(64), default="")
+    """The user name of the officer's supervisor: overdue notices escalate to them."""
 
 
 class AuditRow(Base):
@@ -245,6 +247,8 @@ class NoticeRow(Base):
     """The officer's decision sent and not yet confirmed by the hub (accept / reject)."""
     last_error: Mapped[dict[str, object] | None] = mapped_column(JSON)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_to: Mapped[str] = mapped_column(String(64), default="")
+    """The issuing officer's supervisor (user name); empty: every supervisor."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

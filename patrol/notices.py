@@ -1,6 +1,7 @@
 """Rectification notices (整改通知), the officer's side: issue one from a problem finding
 (the ``notice`` command, action ``issue``), accept or reject the mall's answer, and escalate
-an overdue notice to the supervisors. The hub's state comes back on the retained
+an overdue notice to the issuing officer's supervisor (every supervisor when the officer has
+none). The hub's state comes back on the retained
 ``<p>/notices/<id>`` topic (patrol.hub_answers); what the officer sees is that mirror.
 
 Refused with ``CommandRefused`` and nothing changed: an unknown notice (``not_found``), a
@@ -30,6 +31,7 @@ from patrol.models import (
     InspectionRow,
     NoticeEvidenceRow,
     NoticeRow,
+    UserRow,
     utc,
 )
 from patrol.queries import iso
@@ -309,7 +311,12 @@ async def escalate_overdue(store: PatrolStore, now: datetime | None = None) -> l
     async with store.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(NoticeRow.notice_id, NoticeRow.issued_by, NoticeRow.deadline).where(
+                select(
+                    NoticeRow.notice_id,
+                    NoticeRow.issued_by,
+                    NoticeRow.issued_by_user,
+                    NoticeRow.deadline,
+                ).where(
                     NoticeRow.state.in_(("open", "rejected", "sent")),
                     NoticeRow.escalated_at.is_(None),
                     or_(NoticeRow.overdue.is_(True), NoticeRow.deadline <= now),
@@ -317,12 +324,15 @@ async def escalate_overdue(store: PatrolStore, now: datetime | None = None) -> l
             )
         ).all()
     done = []
-    for notice_id, issued_by, deadline in rows:
+    for notice_id, issued_by, issued_by_user, deadline in rows:
         async with store.serial(), store.engine.begin() as conn:
+            boss = (
+                await conn.execute(select(UserRow.supervisor).where(UserRow.name == issued_by_user))
+            ).scalar_one_or_none() or ""
             res = await conn.execute(
                 update(NoticeRow)
                 .where(NoticeRow.notice_id == notice_id, NoticeRow.escalated_at.is_(None))
-                .values(escalated_at=now)
+                .values(escalated_at=now, escalated_to=boss)
             )
             if not res.rowcount:
                 continue
@@ -332,7 +342,7 @@ async def escalate_overdue(store: PatrolStore, now: datetime | None = None) -> l
                 "system",
                 "notice.escalated",
                 notice_id,
-                to="supervisor",
+                to=boss or "supervisor",
                 issued_by=issued_by,
                 deadline=iso(deadline),
             )
@@ -365,6 +375,7 @@ def notice_dict(row: NoticeRow, names: dict[str, tuple[str, str]], now: datetime
         "pending": row.pending or None,
         "last_error": row.last_error,
         "escalated_at": iso(row.escalated_at),
+        "escalated_to": row.escalated_to or None,
         "steps": hub.get("steps", []),
         "updated_at": iso(row.updated_at),
     }
@@ -377,9 +388,11 @@ async def list_notices(
     site_id: str | None = None,
     state: str | None = None,
     escalated: bool = False,
+    supervisor: str | None = None,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """Newest first; ``escalated`` gives the supervisors' list (escalated, still open)."""
+    """Newest first; ``escalated`` gives the supervisors' list (escalated, still open):
+    with ``supervisor``, those escalated to that user or to every supervisor."""
     q = select(NoticeRow).order_by(NoticeRow.issued_at.desc()).limit(limit)
     if site_id is not None:
         q = q.where(NoticeRow.site_id == site_id)
@@ -389,6 +402,8 @@ async def list_notices(
         q = q.where(NoticeRow.state == state)
     if escalated:
         q = q.where(NoticeRow.escalated_at.is_not(None), NoticeRow.state.in_(OPEN_STATES))
+        if supervisor is not None:
+            q = q.where(NoticeRow.escalated_to.in_(("", supervisor)))
     async with AsyncSession(engine) as session:
         rows = (await session.execute(q)).scalars().all()
     names = await mall_names(engine, registry)

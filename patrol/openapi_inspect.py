@@ -74,6 +74,7 @@ _NOTICE = {
         "pending": {"enum": ["accept", "reject", None]},
         "last_error": {"type": ["object", "null"]},
         "escalated_at": _TIME,
+        "escalated_to": {"type": ["string", "null"], "description": "The supervisor's user"},
         "steps": {"type": "array", "items": {"type": "object"}},
         "evidence": {
             "type": "array",
@@ -273,6 +274,9 @@ INSPECTION_PATHS: dict[str, Any] = {
         )
     },
     "/api/v1/escalations": {
-        "get": _read("Overdue notices escalated to the supervisors", _many("notices", "Notice"))
+        "get": _read(
+            "Overdue notices escalated to this supervisor (or to every supervisor); admins see all",
+            _many("notices", "Notice"),
+        )
     },
 }

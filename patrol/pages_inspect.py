@@ -384,7 +384,9 @@ async def page_escalations(request: web.Request) -> web.Response:
     if not officer.may("supervisor"):
         raise web.HTTPForbidden(text="supervisor")
     st = request.app[STATE]
-    rows = _notice_rows(await list_notices(st.store.engine, st.registry, escalated=True), t, lang)
+    boss = None if officer.role == "admin" else officer.name
+    found = await list_notices(st.store.engine, st.registry, escalated=True, supervisor=boss)
+    rows = _notice_rows(found, t, lang)
     heads = [t[k] for k in ("notice_id", "mall", "finding", "issued_by", "deadline", "state")]
     body = _nav(t, lang, officer, t["nav_escalations"]) + "<main>"
     body += _table(heads, rows, "escalations", t) + "</main>"

@@ -317,9 +317,10 @@ async def post_reject(request: web.Request) -> web.Response:
 
 
 async def get_escalations(request: web.Request) -> web.Response:
-    await require(request, "supervisor")
+    officer = await require(request, "supervisor")
     st = request.app[STATE]
-    rows = await list_notices(st.store.engine, st.registry, escalated=True)
+    boss = None if officer.role == "admin" else officer.name
+    rows = await list_notices(st.store.engine, st.registry, escalated=True, supervisor=boss)
     return web.json_response({"notices": rows, "count": len(rows)})
 
 

@@ -111,6 +111,13 @@ def test_user_add_refuses_weak_passwords_and_duplicates(
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
+    # An officer's supervisor must be a supervisor's account (overdue notices go there).
+    officer = [*args[:3], "wu", "--role", "officer", *args[6:]]
+    for boss, code in (("nobody", 2), ("chen", 0)):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
+        assert main([*officer, "--supervisor", boss]) == code
+    err = capsys.readouterr().err
+    assert "'nobody' is not a supervisor" in err and "Traceback" not in err
 
 
 def test_nats_accounts_confine_each_mall_to_its_prefix() -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from patrol.hub_answers import item_row
-from patrol.models import AuditRow, NoticeRow, open_store
+from patrol.inspections import expire_unanswered, get_inspection
+from patrol.models import AuditRow, InspectionRow, MallRow, NoticeRow, open_store
 from patrol.schedule import CST, due, period, scheduled_at
 from patrol.store import Incoming, PatrolStore, classify
 
@@ -218,3 +219,103 @@ def test_an_inline_picture_is_kept_only_when_its_sha256_matches() -> None:
     assert "data_base64" not in row["detail"]["snapshot"] and row["sha256"] == snap["sha256"]
     forged = item_row("XC-1", 1, {**item, "snapshot": {**snap, "sha256": "0" * 64}})
     assert forged["picture"] is None and forged["status"] == "sha256_mismatch"
+
+
+async def _command(store: PatrolStore, request_id: str, name: str, body: dict[str, Any]) -> None:
+    from patrol.models import CommandRow
+
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(CommandRow).values(
+                request_id=request_id, site_id=SITE, name=name, body=body, by="li", sent_at=AT
+            )
+        )
+
+
+def response(request_id: str, command: str, ok: bool, **rest: Any) -> Incoming:
+    body = {
+        "schema": "mallhub/response/1",
+        "site_id": SITE,
+        "request_id": request_id,
+        "command": command,
+        "ts": "2026-12-03T08:00:05Z",
+        "ok": ok,
+        **rest,
+    }
+    got = classify(f"mallhub.v1.{SITE}.responses.{request_id}", body, 9, AT)
+    assert isinstance(got, Incoming)
+    return got
+
+
+async def test_a_late_answer_is_kept_and_the_silence_stays_a_finding(store: PatrolStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(MallRow).values(site_id=SITE))
+        for iid, rid in (("XC-late", "patrol-late"), ("XC-bad", "patrol-bad")):
+            await conn.execute(
+                insert(InspectionRow).values(
+                    inspection_id=iid,
+                    site_id=SITE,
+                    request_id=rid,
+                    state="waiting",
+                    officer="李警官",
+                    started_at=AT,
+                    due_at=AT + timedelta(seconds=60),
+                )
+            )
+    for rid in ("patrol-late", "patrol-bad"):
+        await _command(store, rid, "inspect", {"request_id": rid})
+    assert await expire_unanswered(store, AT + timedelta(seconds=59)) == []
+    assert sorted(await expire_unanswered(store, AT + timedelta(seconds=60))) == [
+        "XC-bad",
+        "XC-late",
+    ]
+    assert await expire_unanswered(store, AT + timedelta(seconds=61)) == []  # once
+    result = {
+        "schema": "mallhub/inspection/1",
+        "inspection_id": "01a2-hub",
+        "site": {"id": SITE, "name": "商场", "address": "路1号"},
+        "started_at": "2026-12-03T08:01:00Z",
+        "finished_at": "2026-12-03T08:01:05Z",
+        "compliance": {"overall": "compliant"},
+        "items": [
+            {"item_id": "role:parking", "kind": "role", "role": "parking",
+             "error": {"code": "no_camera", "message": "无摄像机"}},
+        ],
+    }  # fmt: skip
+    await store.write([response("patrol-late", "inspect", True, result=result)])
+    # An answer that breaks the inspection schema is not a checklist.
+    broken = {**result, "items": [{"item_id": "camera:x", "kind": "camera"}]}
+    await store.write([response("patrol-bad", "inspect", True, result=broken)])
+    late = await get_inspection(store.engine, "XC-late", {})
+    assert late is not None and (late["state"], late["late"]) == ("answered", True)
+    assert [(i["item_id"], i["finding"]) for i in late["items"]] == [
+        ("hub:no_answer", "problem"),
+        ("role:parking", None),
+    ]
+    bad = await get_inspection(store.engine, "XC-bad", {})
+    assert bad is not None and bad["state"] == "no_answer"
+    assert bad["error"]["code"] == "invalid_answer" and len(bad["items"]) == 1
+    # A redelivered answer changes nothing.
+    await store.write([response("patrol-late", "inspect", True, result=result)])
+    again = await get_inspection(store.engine, "XC-late", {})
+    assert again is not None and len(again["items"]) == 2
+
+
+async def test_a_refused_issue_marks_the_notice_refused(store: PatrolStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(NoticeRow).values(
+                notice_id="ZG-1",
+                site_id=SITE,
+                finding="x",
+                deadline=AT,
+                issued_at=AT,
+                state="sent",
+                updated_at=AT,
+            )
+        )
+    await _command(store, "patrol-n1", "notice", {"action": "issue", "notice_id": "ZG-1"})
+    error = {"code": "invalid", "message": "deadline is in the past"}
+    await store.write([response("patrol-n1", "notice", False, error=error)])
+    row = await _row(store)
+    assert (row.state, row.last_error, row.version) == ("refused", error, 0)

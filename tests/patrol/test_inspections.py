@@ -297,8 +297,9 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
     password = secrets.token_urlsafe(12)
     async with PatrolService(pc) as svc:
         assert svc.store is not None and svc.web is not None
-        await add_user(svc.store.engine, "li", "officer", password, "李警官")
         await add_user(svc.store.engine, "zhang", "supervisor", password, "张所长")
+        await add_user(svc.store.engine, "zhao", "supervisor", password, "赵所长")
+        await add_user(svc.store.engine, "li", "officer", password, "李警官", supervisor="zhang")
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             api = Api(http, svc.web.url)
             # Anonymous callers get 401; a change needs the CSRF token and the same origin.
@@ -368,6 +369,11 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
 
             await wait_until(escalated, within=30, what="the escalation")
             assert await _audit(svc, f"notice:{nid}") == ["notice.issue", "notice.escalated"]
+            assert (await api.get(f"/api/v1/notices/{nid}"))["notice"]["escalated_to"] == "zhang"
+            other = Api(http, svc.web.url)
+            await other.login("zhao", password)  # another supervisor's officers only
+            assert (await other.get("/api/v1/escalations"))["notices"] == []
+            await api.login("zhang", password)
             async with http.get(f"{svc.web.url}/escalations") as r:
                 assert r.status == 200 and nid in await r.text()
             status, _ = await api.call("POST", f"/api/v1/inspections/{iid}/complete", {})
