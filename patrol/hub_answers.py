@@ -322,11 +322,33 @@ async def apply_inspect_answer(
         if reason is not None:
             problem = {"code": "invalid_answer", "message": reason}
     if problem is not None or not isinstance(result, dict):
+        problem = problem or {}
         await conn.execute(
             update(InspectionRow)
             .where(*where)
             .values(state="refused" if not late else "no_answer", error=problem, answered_at=now)
         )
+        if not late:
+            # The refusal is an item the officer judges (and may issue a notice on).
+            code, message = str(problem.get("code", "")), str(problem.get("message", ""))
+            await conn.execute(
+                _insert(conn, InspectionItemRow)
+                .values(
+                    inspection_id=insp.inspection_id,
+                    item_id="hub:refused",
+                    n=0,
+                    kind="hub",
+                    title="商场平台拒绝巡查",
+                    status=code[:32],
+                    detail={"error": problem},
+                    sha256="",
+                    content_type="",
+                    picture_error="",
+                    note=message[:2000],
+                    found_by="",
+                )
+                .on_conflict_do_nothing(index_elements=["inspection_id", "item_id"])
+            )
         return
     rows = [item_row(insp.inspection_id, n, it) for n, it in enumerate(result["items"], 1)]
     if rows:

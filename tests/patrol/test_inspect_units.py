@@ -292,6 +292,30 @@ async def test_a_late_answer_is_kept_and_the_silence_stays_a_finding(store: Patr
         ("hub:no_answer", "problem"),
         ("role:parking", None),
     ]
+    # A hub that refuses (here: an answer in time that says why) gives an item to judge.
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(InspectionRow).values(
+                inspection_id="XC-no",
+                site_id=SITE,
+                request_id="patrol-no",
+                state="waiting",
+                officer="李警官",
+                started_at=AT,
+                due_at=AT + timedelta(seconds=60),
+            )
+        )
+    await _command(store, "patrol-no", "inspect", {"request_id": "patrol-no"})
+    error = {"code": "unavailable", "message": "巡查进行中"}
+    await store.write([response("patrol-no", "inspect", False, error=error)])
+    refused = await get_inspection(store.engine, "XC-no", {})
+    assert refused is not None and (refused["state"], refused["error"]) == ("refused", error)
+    [item] = refused["items"]
+    assert (item["item_id"], item["status"], item["finding"]) == (
+        "hub:refused",
+        "unavailable",
+        None,
+    )
     bad = await get_inspection(store.engine, "XC-bad", {})
     assert bad is not None and bad["state"] == "no_answer"
     assert bad["error"]["code"] == "invalid_answer" and len(bad["items"]) == 1
