@@ -250,14 +250,20 @@ async def test_every_route_survives_hostile_values(
     wh: WebHub, who: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     headers = {} if who == "anonymous" else {"Authorization": f"Bearer {wh.tokens['admin']}"}
-    # An event and a notice that exist: a valid id in the path lets the hostile bodies of
-    # acknowledge, close, notes and answer reach their handlers instead of a 404.
+    # An event, a notice and a hazard that exist: a valid id in the path lets the hostile
+    # bodies of acknowledge, close, notes, answer and close-hazard reach their handlers
+    # instead of a 404.
     samples = dict(SAMPLE)
     samples["event_id"] = (await press_button(wh))["event_id"]
     issued = await wh.hub.notices.cmd_notice(issue(samples["notice_id"]))
     assert issued["state"] == "open", issued
     caplog.set_level(logging.WARNING)
     async with aiohttp.ClientSession(wh.url) as s:
+        admin = {"Authorization": f"Bearer {wh.tokens['admin']}"}
+        hazard = {"title": "消防通道堵塞", "owner": "张三", "due": "2030-01-01"}
+        async with s.post("/api/v1/records/hazards", json=hazard, headers=admin) as r:
+            assert r.status == 201, await r.text()
+            samples["record_id"] = str((await r.json())["id"])
         c = Checker(s, headers)
         await hostile_run(c, samples)
         assert c.problems == [], "\n".join(c.problems[:30])
