@@ -17,15 +17,14 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self
 
 import aiohttp
-import zeep.exceptions
 from onvif import ONVIFCamera
-from onvif.exceptions import ONVIFAuthError, ONVIFError, ONVIFTimeoutError
 
 from adapters.errors import (
     AdapterError,
@@ -34,6 +33,7 @@ from adapters.errors import (
     NotSupported,
     ProtocolViolation,
 )
+from adapters.onvif.faults import OnvifFault, convert
 from adapters.onvif.records import (
     CameraProbe,
     DeviceInfo,
@@ -42,12 +42,10 @@ from adapters.onvif.records import (
     PtzPreset,
     RelayOutput,
     VideoProfile,
-    brief,
     camera_datetime,
     deviceio_xaddr,
     duration_s,
     encoder_settings,
-    local_name,
     opt_str,
     refusal_clock_offset,
     strip_uri_credentials,
@@ -56,7 +54,6 @@ from adapters.onvif.rtsp import describe
 from adapters.onvif.transport import (
     DEFAULT_MAX_ANSWER_BYTES,
     AnswerNotes,
-    AnswerRefused,
     CappedONVIFCamera,
     watching_answers,
 )
@@ -94,27 +91,6 @@ NS_EVENTS: Final = "http://www.onvif.org/ver10/events/wsdl"
 NS_PTZ: Final = "http://www.onvif.org/ver20/ptz/wsdl"
 NS_PULLPOINT: Final = "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription"
 PULLPOINT_PORT: Final = "PullPointSubscription"
-
-_AUTH_SUBCODES: Final = frozenset({"NotAuthorized", "FailedAuthentication", "InvalidSecurity"})
-_UNSUPPORTED_SUBCODES: Final = frozenset(
-    {
-        "ActionNotSupported",
-        "NotSupported",
-        "OptionalOperationNotImplemented",
-        "NoSuchService",
-        "InvalidAction",
-    }
-)
-
-
-class OnvifFault(AdapterError):
-    """The camera understood the request and refused it with a SOAP fault (bad token, ...)."""
-
-    def __init__(self, device_id: str, message: str, code: str, subcodes: Sequence[str]) -> None:
-        super().__init__(device_id, message)
-        self.code = code
-        self.subcodes = tuple(subcodes)
-
 
 # --- WSDL document sharing ------------------------------------------------------------------
 
@@ -326,48 +302,7 @@ class OnvifCamera:
         except TimeoutError as exc:
             raise DeviceUnreachable(self.device_id, f"{what}: no answer within {limit}s") from exc
         except Exception as exc:
-            raise self._convert(what, exc) from exc
-
-    def _convert(self, what: str, exc: BaseException) -> AdapterError:
-        """Map one library exception to the adapter error hierarchy."""
-        device = self.device_id
-        if isinstance(exc, AnswerRefused):
-            return ProtocolViolation(device, f"{what}: {exc}", violation=exc.violation)
-        if isinstance(exc, zeep.exceptions.Fault):
-            subcodes = [local_name(s) for s in (exc.subcodes or [])]
-            code = local_name(exc.code)
-            names = {code, *subcodes}
-            text = f"{what}: SOAP fault {code}{'/' + '/'.join(subcodes) if subcodes else ''}"
-            if names & _AUTH_SUBCODES or "not authorized" in str(exc.message or "").lower():
-                return AuthFailed(device, f"{text}: {exc.message}")
-            if names & _UNSUPPORTED_SUBCODES:
-                return NotSupported(device, f"{text}: {exc.message}")
-            return OnvifFault(device, f"{text}: {exc.message}", code, subcodes)
-        if isinstance(exc, zeep.exceptions.TransportError):
-            status = getattr(exc, "status_code", 0)
-            if status in (401, 403):
-                return AuthFailed(device, f"{what}: HTTP {status}")
-            if status in (404, 405, 501):
-                return NotSupported(device, f"{what}: HTTP {status}")
-            # zeep puts the whole answer into the message; a reason is stored and sent on.
-            return ProtocolViolation(device, f"{what}: {brief(str(exc))}")
-        if isinstance(exc, zeep.exceptions.Error | ValueError | KeyError | TypeError):
-            return ProtocolViolation(device, f"{what}: {type(exc).__name__}: {exc}")
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return ProtocolViolation(device, f"{what}: {exc}")
-        if isinstance(exc, aiohttp.ClientError | OSError | ONVIFTimeoutError):
-            return DeviceUnreachable(device, f"{what}: {type(exc).__name__}: {exc}")
-        if isinstance(exc, ONVIFAuthError):
-            return AuthFailed(device, f"{what}: {exc}")
-        if isinstance(exc, ONVIFError):
-            # safe_func wraps the real cause; convert that when there is one.
-            cause = exc.__cause__
-            if cause is not None and not isinstance(cause, ONVIFError):
-                return self._convert(what, cause)
-            if "support service" in str(exc):
-                return NotSupported(device, f"{what}: {exc}")
-            return ProtocolViolation(device, f"{what}: {exc}")
-        return ProtocolViolation(device, f"{what}: unexpected {type(exc).__name__}: {exc}")
+            raise convert(self.device_id, what, exc) from exc
 
     # --- device --------------------------------------------------------------------------
 
@@ -514,62 +449,63 @@ class OnvifCamera:
         A ``ProtocolViolation`` says what was wrong with the answer (``violation``).
         """
         with watching_answers() as answers:
-            return await self._probe(answers)
+            try:
+                return await self._probe()
+            except AdapterError as exc:
+                return self._failed_probe(exc, answers)
 
-    async def _probe(self, answers: AnswerNotes) -> CameraProbe:
+    async def liveness(self, previous: CameraProbe) -> CameraProbe:
+        """The cheap check of a camera :meth:`probe` found well (``previous``): its clock
+        (one SOAP call, unauthenticated where the camera allows it) and a DESCRIBE of the
+        stream ``previous`` found, which needs the credentials. A camera that does not answer
+        either is found as by :meth:`probe`. Device information, profiles and URIs are carried
+        over from ``previous``: a full probe refreshes them (the health service runs one every
+        video interval). Never raises ``AdapterError``."""
+        with watching_answers() as answers:
+            try:
+                await self.connect()
+                offset = await self.measure_clock_offset()
+                latency = self.latency_s
+                stream_error, stream_error_type = await self._describe(previous.stream_uri)
+            except AdapterError as exc:
+                return self._failed_probe(exc, answers)
+        return replace(
+            previous,
+            latency_s=latency,
+            clock_offset_s=offset,
+            stream_error=stream_error,
+            stream_error_type=stream_error_type,
+        )
+
+    async def _describe(self, stream_uri: str | None) -> tuple[str | None, str | None]:
+        """(error, error type) of a DESCRIBE of ``stream_uri``; (None, None) if it answered or
+        is not an RTSP stream. The camera answers ONVIF: its stream is a finding, not an
+        outage."""
+        if not stream_uri or not stream_uri.startswith("rtsp"):
+            return None, None
         try:
-            await self.connect()
-            offset = await self.measure_clock_offset()
-            latency = self.latency_s
-            info = self.device_info
-            profiles = await self.get_profiles()
-            stream_uri = snapshot_uri = None
-            if profiles:
-                stream_uri = await self.get_stream_uri(profiles[0].token)
-                snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
-            stream_error = stream_error_type = None
-            if stream_uri and stream_uri.startswith("rtsp"):
-                try:
-                    await describe(
-                        stream_uri,
-                        device_id=self.device_id,
-                        username=self._username or None,
-                        password=self._password,
-                        timeout=self.timeout_s,
-                    )
-                except AdapterError as exc:
-                    # The camera answers ONVIF; its stream is a finding, not an outage.
-                    stream_error, stream_error_type = exc.message, type(exc).__name__
-        except AdapterError as exc:
-            message, violation = exc.message, None
-            error_type = type(exc).__name__
-            if isinstance(exc, AuthFailed):
-                skew = refusal_clock_offset(answers.refusal_date)
-                if skew is not None and abs(skew) > LOGIN_CLOCK_TOLERANCE_S:
-                    # WS-Security logins carry a timestamp: a camera whose clock is this far
-                    # off refuses the right password. Its refusal tells its clock.
-                    self.clock_offset_s = skew
-                    error_type = "ClockRefused"
-                    message = (
-                        f"{message}; the camera's clock is off by {skew:+.0f} s "
-                        "(HTTP Date of its refusal), so it refuses time-stamped logins"
-                    )
-            if isinstance(exc, ProtocolViolation):
-                violation = exc.violation
-                if violation == "invalid" and answers.not_xml is not None:
-                    # The library recovered what it could of a broken answer and something
-                    # was missing from it: the broken XML is the cause worth reporting.
-                    violation = "not_xml"
-                    message = f"{answers.not_xml} ({message})"
-            return CameraProbe(
+            await describe(
+                stream_uri,
                 device_id=self.device_id,
-                reachable=not isinstance(exc, DeviceUnreachable),
-                latency_s=self.latency_s,
-                clock_offset_s=self.clock_offset_s,
-                error=message,
-                error_type=error_type,
-                violation=violation,
+                username=self._username or None,
+                password=self._password,
+                timeout=self.timeout_s,
             )
+        except AdapterError as exc:
+            return exc.message, type(exc).__name__
+        return None, None
+
+    async def _probe(self) -> CameraProbe:
+        await self.connect()
+        offset = await self.measure_clock_offset()
+        latency = self.latency_s
+        info = self.device_info
+        profiles = await self.get_profiles()
+        stream_uri = snapshot_uri = None
+        if profiles:
+            stream_uri = await self.get_stream_uri(profiles[0].token)
+            snapshot_uri = await self.get_snapshot_uri(profiles[0].token)
+        stream_error, stream_error_type = await self._describe(stream_uri)
         return CameraProbe(
             device_id=self.device_id,
             reachable=True,
@@ -593,4 +529,35 @@ class OnvifCamera:
             snapshot_uri=snapshot_uri,
             stream_error=stream_error,
             stream_error_type=stream_error_type,
+        )
+
+    def _failed_probe(self, exc: AdapterError, answers: AnswerNotes) -> CameraProbe:
+        message, violation = exc.message, None
+        error_type = type(exc).__name__
+        if isinstance(exc, AuthFailed):
+            skew = refusal_clock_offset(answers.refusal_date)
+            if skew is not None and abs(skew) > LOGIN_CLOCK_TOLERANCE_S:
+                # WS-Security logins carry a timestamp: a camera whose clock is this far
+                # off refuses the right password. Its refusal tells its clock.
+                self.clock_offset_s = skew
+                error_type = "ClockRefused"
+                message = (
+                    f"{message}; the camera's clock is off by {skew:+.0f} s "
+                    "(HTTP Date of its refusal), so it refuses time-stamped logins"
+                )
+        if isinstance(exc, ProtocolViolation):
+            violation = exc.violation
+            if violation == "invalid" and answers.not_xml is not None:
+                # The library recovered what it could of a broken answer and something
+                # was missing from it: the broken XML is the cause worth reporting.
+                violation = "not_xml"
+                message = f"{answers.not_xml} ({message})"
+        return CameraProbe(
+            device_id=self.device_id,
+            reachable=not isinstance(exc, DeviceUnreachable),
+            latency_s=self.latency_s,
+            clock_offset_s=self.clock_offset_s,
+            error=message,
+            error_type=error_type,
+            violation=violation,
         )

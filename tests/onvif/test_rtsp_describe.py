@@ -74,3 +74,34 @@ async def test_the_probe_reports_a_dead_stream_of_a_live_camera(
     assert probe.stream_error_type == error.__name__
     assert probe.stream_error is not None and "rtsp://" in probe.stream_error
     assert password not in probe.stream_error
+
+
+async def test_the_liveness_probe_asks_the_clock_and_the_stream_only(
+    sim: SimCamera, password: str
+) -> None:
+    async with OnvifCamera("cam-1", "127.0.0.1", sim.port, USER, password) as cam:
+        full = await cam.probe()
+        assert full.error is None and full.profiles and full.stream_uri
+        before = dict(sim.calls)
+        light = await cam.liveness(full)
+        asked = {k: v - before.get(k, 0) for k, v in sim.calls.items() if v != before.get(k, 0)}
+        # One SOAP call (the clock); profiles, URIs and device information carried over.
+        assert asked == {"GetSystemDateAndTime": 1}
+        assert light.error is None and light.stream_error is None
+        assert (light.profiles, light.stream_uri, light.model) == (
+            full.profiles,
+            full.stream_uri,
+            full.model,
+        )
+        assert light.clock_offset_s is not None and light.latency_s is not None
+
+        sim.set_faults(["rtsp_unauthorized"])  # the DESCRIBE is what checks the credentials
+        light = await cam.liveness(full)
+        assert light.error is None and light.stream_error_type == "AuthFailed"
+
+        sim.set_faults(["offline"], clear=["rtsp_unauthorized"])
+        cam.timeout_s = 1.0
+        light = await cam.liveness(full)
+    # A camera that stopped answering is found by the first liveness probe.
+    assert light.error is not None and light.error_type == "DeviceUnreachable"
+    assert not light.reachable and light.profiles == ()
