@@ -246,6 +246,28 @@ def events_unsupported(why: str) -> Problem:
     )
 
 
+def subscription_findings(result: ProbeResult, status: Any) -> None:
+    """Add what the camera's event subscription (its ``status``, or None) tells to ``result``:
+    a service the camera never had is a problem (once, not retried as "lost"); a lost one a
+    warning while the hub retries."""
+    health = str(getattr(status, "health", ""))
+    if result.level is None:
+        return
+    if health == "unsupported":
+        why = getattr(status, "last_error", "") or ""
+        add_problems(result, [events_unsupported(why)])
+    if health in ("lost", "retrying"):
+        result.problems.append(
+            Problem(
+                "events",
+                "事件订阅中断",
+                f"event subscription lost: {getattr(status, 'last_error', '') or ''}",
+                "Check the camera's event service; the hub keeps retrying.",
+                warning=True,
+            )
+        )
+
+
 def _answer_problem(p: CameraProbe, cfg: Camera, at: datetime) -> ProbeResult:
     zh, en, fix = _ANSWER_PROBLEM.get(p.violation or "invalid", _ANSWER_PROBLEM["invalid"])
     problem = Problem("onvif_answer", f"{zh}：{p.error}", f"{en}: {p.error}", fix)
@@ -273,10 +295,15 @@ def _plain(error_type: str) -> str:
     }.get(error_type, error_type)
 
 
-async def probe_camera_once(camera: OnvifCamera, *, within: float) -> CameraProbe:
-    """``camera.probe()`` under a budget; a timeout becomes an unreachable probe."""
+async def probe_camera_once(
+    camera: OnvifCamera, *, within: float, previous: CameraProbe | None = None
+) -> CameraProbe:
+    """``camera.probe()`` under a budget, or ``camera.liveness(previous)`` when given the
+    camera's last good full probe; a timeout becomes an unreachable probe."""
     try:
         async with asyncio.timeout(within):
+            if previous is not None:
+                return await camera.liveness(previous)
             return await camera.probe()
     except TimeoutError:
         return CameraProbe(

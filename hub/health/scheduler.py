@@ -1,10 +1,16 @@
 """Runs jobs at intervals with jitter and bounded concurrency.
 
 Each job runs again ``interval × (1 ± jitter)`` after its previous run *finished*, so a slow
-device never has two probes in flight. Each job belongs to a pool: at most ``concurrency``
-jobs of the main pool run at once, and at most ``pools[name]`` of another; the rest wait in
-due order without holding up jobs of other pools (video checks, which are heavy, have a
-pool of their own so they cannot crowd out the camera probes). Every run is bounded by its
+device never has two probes in flight. A job with a ``phase`` keeps a slot of its own
+instead: it runs again at the next ``phase + k × interval`` (on the scheduler's clock) after
+its run finished. Giving the jobs of a pool phases spread evenly over the interval
+(:func:`spread`) keeps them spread however they bunched once (a site's video checks all due
+when the hub starts), where "interval after finishing" would keep a bunch together.
+
+Each job belongs to a pool: at most ``concurrency`` jobs of the main pool run at once, and
+at most ``pools[name]`` of another; the rest wait in due order without holding up jobs of
+other pools (video checks, which are heavy, have a pool of their own so they cannot crowd
+out the camera probes). Every run is bounded by its
 job's ``budget`` (the per-probe timeout).
 """
 
@@ -15,6 +21,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,12 +42,26 @@ class Job:
     """Seconds a run may take before it is cancelled."""
     pool: str = MAIN_POOL
     """Which concurrency limit the job counts against."""
+    phase: float | None = None
+    """Seconds into each interval at which the job's runs are due (None: interval ± jitter
+    after the previous run finished)."""
     generation: int = 0
     running: bool = False
     again: bool = False
     runs: int = 0
     failures: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def spread(count: int, interval: float) -> list[float]:
+    """Phases for ``count`` jobs sharing ``interval``: evenly spaced, ``interval / count``
+    apart, so at any moment about ``count × run time / interval`` of them run."""
+    return [i * interval / count for i in range(count)]
+
+
+def next_slot(now: float, phase: float, interval: float) -> float:
+    """The first time after ``now`` of the form ``phase + k × interval`` (k an integer)."""
+    return phase + (math.floor((now - phase) / interval) + 1) * interval
 
 
 class Scheduler:
@@ -71,8 +92,11 @@ class Scheduler:
         self._stack = contextlib.AsyncExitStack()
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.epoch = 0.0
+        """Loop time the phases count from: when the scheduler started."""
 
     async def __aenter__(self) -> Scheduler:
+        self.epoch = asyncio.get_running_loop().time()
         self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._track(self._tg.create_task(self._loop(), name="health-scheduler"))
         return self
@@ -91,13 +115,18 @@ class Scheduler:
         self._tg = None
 
     def add(self, job: Job, first_in: float | None = None) -> None:
-        """Add a job; its first run is spread over ``[0, interval × jitter]`` unless given."""
+        """Add a job; its first run is due ``first_in`` from now if given, else in its first
+        slot (a job with a phase) or spread over ``[0, interval × jitter]``."""
         if job.pool not in self._free:
             raise ValueError(f"{job.key}: no pool {job.pool!r}")
         self.jobs[job.key] = job
-        delay = (
-            first_in if first_in is not None else self._rng.uniform(0, job.interval * self.jitter)
-        )
+        if first_in is not None:
+            delay = first_in
+        elif job.phase is not None:
+            since = asyncio.get_running_loop().time() - self.epoch
+            delay = (job.phase - since) % job.interval
+        else:
+            delay = self._rng.uniform(0, job.interval * self.jitter)
         self._push(job, delay)
 
     def run_soon(self, key: str) -> None:
@@ -124,7 +153,11 @@ class Scheduler:
         heapq.heappush(self._heap, (due, next(self._tie), job.key, job.generation))
         self._wake.set()
 
-    def _next_delay(self, job: Job) -> float:
+    def next_delay(self, job: Job, now: float) -> float:
+        """Seconds from ``now`` (loop time, a run of ``job`` just finished) to its next run."""
+        if job.phase is not None:
+            since = now - self.epoch
+            return next_slot(since, job.phase, job.interval) - since
         spread = job.interval * self.jitter
         return max(0.0, job.interval + self._rng.uniform(-spread, spread))
 
@@ -170,7 +203,8 @@ class Scheduler:
             job.running = False
             job.done.set()
             job.generation += 1
-            self._push(job, 0.0 if job.again else self._next_delay(job))
+            now = asyncio.get_running_loop().time()
+            self._push(job, 0.0 if job.again else self.next_delay(job, now))
             job.again = False
             parked = self._parked[job.pool]
             while parked and self._free[job.pool] > 0 and not self._closing:

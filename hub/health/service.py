@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -37,16 +38,15 @@ from hub.config import AlarmPanel, BroadcastController, Camera, SiteConfig
 from hub.drivers import broadcast_driver, camera_driver
 from hub.health.events import transition_events
 from hub.health.probes import (
-    add_problems,
     camera_result,
-    events_unsupported,
     panel_result,
     police_detail,
     probe_broadcast,
     probe_camera_once,
+    subscription_findings,
 )
-from hub.health.results import ProbeResult, Problem
-from hub.health.scheduler import Job, Scheduler
+from hub.health.results import ProbeResult
+from hub.health.scheduler import Job, Scheduler, spread
 from hub.health.state import DeviceHealth, State
 from hub.health.store import (
     DOWNSAMPLE_AFTER,
@@ -61,6 +61,7 @@ from hub.health.store import (
     oldest_probe,
 )
 from hub.health.video import VideoOutcome, VideoProbe
+from hub.memory import give_back, limit_arenas
 from hub.store.writer import iso, now_utc
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ POLICE_LINK_ID: Final = "police-link"
 MAINTENANCE_EVERY_S: Final = 3600.0
 STATES: Final[tuple[State, ...]] = ("online", "degraded", "offline", "unknown")
 VIDEO_POOL: Final = "video"
+VIDEO_ARENAS: Final = 2
 
 
 @dataclass(slots=True)
@@ -89,6 +91,9 @@ class _Camera:
     last_probe: CameraProbe | None = None
     last_video: VideoOutcome | None = None
     video_stale: bool = True
+    full_probe_at: float | None = None
+    """Monotonic time of the last full probe that succeeded (the liveness probe in between
+    carries its profiles and URIs over)."""
 
 
 class HealthService:
@@ -142,6 +147,8 @@ class HealthService:
             pools={VIDEO_POOL: self.health.video_concurrency},
         )
         # Video checks block in stream reads and OpenCV: one thread per check in flight.
+        # Their threads share a few malloc arenas instead of one each (hub.memory).
+        limit_arenas(VIDEO_ARENAS)
         self._video_threads = ThreadPoolExecutor(
             2 * self.health.video_concurrency, thread_name_prefix="video-check"
         )
@@ -237,7 +244,12 @@ class HealthService:
         h = self.health
         budget = h.probe_timeout_s + 5.0
         video_budget = 3 * h.probe_timeout_s
-        for cid in self._cameras:
+        # Each camera's video check keeps a slot of its own in the video interval, the slots
+        # evenly spaced: a site's checks stay spread (a few at a time, not a burst every five
+        # minutes) even after they all ran at once when the hub started. The first check
+        # runs as soon as the camera answers, the next ones in its slot.
+        phases = spread(len(self._cameras), h.video_interval_s)
+        for cid, phase in zip(self._cameras, phases, strict=True):
             sched.add(Job(f"camera:{cid}", h.camera_interval_s, self._job_camera(cid), budget))
             sched.add(
                 Job(
@@ -246,8 +258,9 @@ class HealthService:
                     self._job_video(cid),
                     video_budget + 5,
                     pool=VIDEO_POOL,
+                    phase=phase,
                 ),
-                first_in=h.video_interval_s,  # the first runs as soon as the camera answers
+                first_in=h.video_interval_s,  # unless the camera answers first (it will)
             )
         for pid in self._panels:
             sched.add(Job(f"panel:{pid}", h.camera_interval_s, self._job_panel(pid), budget))
@@ -344,7 +357,20 @@ class HealthService:
     async def _probe_camera(self, cid: str) -> None:
         cam = self._cameras[cid]
         at = now_utc()
-        probe = await probe_camera_once(cam.driver, within=self.health.probe_timeout_s)
+        # The full probe (device information, profiles, stream and snapshot URIs: four
+        # authenticated SOAP calls) once per video interval and after any failure; in
+        # between the liveness probe (the clock and a DESCRIBE of the stream), which finds a
+        # camera that stopped answering as surely at a fraction of the cost.
+        started, last = time.monotonic(), cam.last_probe
+        fresh = cam.full_probe_at is not None and (
+            started - cam.full_probe_at < self.health.video_interval_s
+        )
+        previous = last if fresh and last is not None and last.error is None else None
+        probe = await probe_camera_once(
+            cam.driver, within=self.health.probe_timeout_s, previous=previous
+        )
+        if previous is None and probe.error is None:
+            cam.full_probe_at = started
         if probe.stream_uri:
             self.index.set_stream_uri(cid, probe.stream_uri)
         cam.last_probe = probe
@@ -377,6 +403,8 @@ class HealthService:
             executor=self._video_threads,
             profiles=probe.profiles,
         )
+        # The check's decoder and picture buffers were freed: hand them back to the system.
+        await asyncio.get_running_loop().run_in_executor(self._video_threads, give_back)
         if outcome.learned is not None:
             data = await asyncio.to_thread(outcome.learned.to_bytes)
             await self.writer.submit(SaveBaseline(cid, data))
@@ -397,24 +425,8 @@ class HealthService:
         await self.apply(result, device_type_label="camera_video")
 
     def _subscription_finding(self, cid: str, result: ProbeResult) -> None:
-        subs = self.drivers.camera_events
-        sub = subs.get(cid)
-        status = getattr(sub, "status", None)
-        health = str(getattr(status, "health", ""))
-        if result.level is not None and health == "unsupported":
-            # Configured for events the camera never had: a problem, not a lost subscription.
-            why = getattr(status, "last_error", "") or ""
-            add_problems(result, [events_unsupported(why)])
-        if result.level is not None and health in ("lost", "retrying"):
-            result.problems.append(
-                Problem(
-                    "events",
-                    "事件订阅中断",
-                    f"event subscription lost: {getattr(status, 'last_error', '') or ''}",
-                    "Check the camera's event service; the hub keeps retrying.",
-                    warning=True,
-                )
-            )
+        sub = self.drivers.camera_events.get(cid)
+        subscription_findings(result, getattr(sub, "status", None))
 
     async def _police(self) -> None:
         at = now_utc()
