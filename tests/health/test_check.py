@@ -162,3 +162,48 @@ async def test_user_mistakes_exit_2_without_a_traceback(
     assert await run_cli("check", "--config", good, "--device", "nope") == 2
     assert "no configured device matches device 'nope'" in capsys.readouterr().err
     assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_check_shows_the_camera_and_tests_what_the_config_relies_on(
+    broker: LocalMosquitto, tmp_path: Path, password: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with CameraFarm.uniform(2, username=USER, password=password) as farm:
+        sim = farm[0].config
+        good = camera_entry("cam-good", farm[0], password, events=True)
+        good |= {"ptz_presets": {"entrance": "1"}, "relays": [sim.relays[0]]}
+        bad = camera_entry("cam-bad", farm[1], password, zone="east", role="entrance")
+        bad |= {"ptz_presets": {"roof": "99"}, "relays": ["RelayOutput_7"]}
+        data = site_dict(
+            broker_url=broker.url,
+            data_dir=tmp_path / "data",
+            cameras=[good, bad],
+            health=health(),
+        )
+        path = write(tmp_path / "site.yaml", data)
+        assert await run_cli("check", "--config", path, "--json") == 1
+        report = json.loads(capsys.readouterr().out)
+        rows = {r["device_id"]: r for r in report["devices"]}
+        ok, broken = rows["cam-good"], rows["cam-bad"]
+        # What it is, and its main stream as configured and as measured from the stream.
+        assert (ok["manufacturer"], ok["model"], ok["firmware"]) == (
+            sim.manufacturer,
+            sim.model,
+            sim.firmware,
+        )
+        assert (ok["encoding"], ok["resolution"], ok["fps_limit"]) == ("H264", [1920, 1080], 25)
+        assert ok["stream"]["codec"] == "H264"
+        assert [ok["stream"]["width"], ok["stream"]["height"]] == [1920, 1080]
+        assert ok["fps_measured"] is not None and ok["video_source"] == "rtsp_sub"
+        # Events, the presets and the relays it is configured with all work: nothing found.
+        assert ok["state"] == "online" and problems(ok) == []
+        # A preset and a relay the camera does not have: each a finding naming it.
+        assert broken["state"] == "degraded"
+        assert sorted(problems(broken)) == ["ptz", "relays"]
+        text = json.dumps(broken["findings"])
+        assert "roof (99)" in text and "RelayOutput_7" in text
+
+        assert await run_cli("check", "--config", path, "--device", "cam-good") == 0
+        out = capsys.readouterr().out
+        assert f"{sim.manufacturer} {sim.model}, firmware / 固件 {sim.firmware}" in out
+        assert "configured / 配置 H264 1920x1080 @ 25 fps; measured / 实测 H264 1920x1080 @" in out
+        assert "picture judged from / 画面来源: rtsp_sub" in out
