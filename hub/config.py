@@ -504,9 +504,11 @@ class Health(Model):
             "Most cameras whose video is checked at the same time, apart from the "
             "`concurrency` camera probes. A check holds two RTSP sessions for about 5 s "
             "(the main stream measured, nothing decoded; key frames of the sub-stream "
-            "decoded), mostly waiting on the network: 16 at a time judge 500 cameras in "
-            "about 3 minutes, inside the default video interval; each check in flight holds "
-            "a few MB of decoder memory."
+            "decoded), mostly waiting on the network. Each camera's check has a slot of its "
+            "own in the video interval, the slots evenly spaced, so 500 cameras every 300 s "
+            "run about 8 at a time; the limit matters when the hub starts and checks every "
+            "camera as soon as it answers: 16 at a time judge 500 cameras in about 3 "
+            "minutes. Each check in flight holds a few MB of decoder memory."
         ),
     )
     fail_threshold: int = Field(default=3, ge=1, description="Failures in a row to go offline.")
