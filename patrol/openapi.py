@@ -36,6 +36,8 @@ _MALL = {
         "devices": {"type": "integer"},
         "devices_offline": {"type": "integer"},
         "receipts_outstanding": {"type": "integer"},
+        "notices_open": {"type": "integer", "description": "Rectification notices not closed"},
+        "notices_overdue": {"type": "integer", "description": "Of those, past their deadline"},
         "last_seq": {"type": "integer"},
     },
 }

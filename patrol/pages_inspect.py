@@ -6,7 +6,7 @@
 | ``/inspections/{id}`` | the checklist: evidence, a finding per item, notices from problems |
 | ``/inspections/{id}/record`` | the printable 巡查记录 (print CSS, no script) |
 | ``/inspection-results[?by=district]`` | inspections per mall or district and month |
-| ``/notices``, ``/notices/{id}`` | notices and every step; accept or send back |
+| ``/notices[?site_id=]``, ``/notices/{id}`` | notices and every step; accept or send back |
 | ``/escalations`` | overdue notices escalated to the supervisors (role supervisor) |
 
 The buttons call the JSON API (patrol.web_inspect) from ``/static/inspect.js``.
@@ -23,6 +23,7 @@ from aiohttp import web
 
 from patrol.auth import Officer
 from patrol.clock import now_utc, parse_ts
+from patrol.config import valid_site_id
 from patrol.i18n import LANG_COOKIE, strings
 from patrol.inspections import get_inspection, list_inspections, mall_names, results
 from patrol.notices import get_notice, list_notices
@@ -371,7 +372,10 @@ async def page_notices(request: web.Request) -> web.Response:
     st = request.app[STATE]
     lang = lang_for(request)
     t = strings(lang)
-    rows = _notice_rows(await list_notices(st.store.engine, st.registry), t, lang)
+    site = request.query.get("site_id")
+    site = site if valid_site_id(site) else None
+    found = await list_notices(st.store.engine, st.registry, site_id=site)
+    rows = _notice_rows(found, t, lang)
     heads = [t[k] for k in ("notice_id", "mall", "finding", "issued_by", "deadline", "state")]
     body = _nav(t, lang, officer, t["nav_notices"]) + "<main>" + _table(heads, rows, "notices", t)
     return _respond(request, lang, t["nav_notices"], body + "</main>", False)

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from patrol.models import EventRow, MallRow, utc
+from patrol.models import EventRow, MallRow, NoticeRow, utc
 
 OPEN_STATES = ("open", "ack_sent")
+NOTICE_OPEN = ("sent", "open", "answered", "rejected")
+"""A rectification notice not closed (nor refused by the hub)."""
 MALL_SORTS = ("site_id", "name", "district", "online", "open_alarms", "devices_offline")
 ALARM_STATES = ("open", "ack_sent", "acknowledged", "closed", "all")
 
@@ -61,6 +63,13 @@ async def list_malls(
         device_rows = (
             await conn.execute(select(DeviceRow.site_id, func.count()).group_by(DeviceRow.site_id))
         ).all()
+        notice_rows = (
+            await conn.execute(
+                select(
+                    NoticeRow.site_id, NoticeRow.state, NoticeRow.overdue, NoticeRow.deadline
+                ).where(NoticeRow.state.in_(NOTICE_OPEN))
+            )
+        ).all()
         receipt_rows = (
             await conn.execute(
                 select(EventRow.site_id, func.count())
@@ -74,6 +83,14 @@ async def list_malls(
     offline = {s: int(n) for s, n in offline_rows}
     devices = {s: int(n) for s, n in device_rows}
     receipts = {s: int(n) for s, n in receipt_rows}
+    now = datetime.now(UTC)
+    notices: dict[str, list[int]] = {}
+    for site, nstate, overdue, deadline in notice_rows:
+        counts = notices.setdefault(site, [0, 0])
+        counts[0] += 1
+        owes = nstate in ("sent", "open", "rejected")
+        due = utc(deadline)
+        counts[1] += bool(overdue or (owes and due is not None and due <= now))
     reg = registry or {}
     known = {m.site_id: m for m in malls}
     out = []
@@ -112,6 +129,8 @@ async def list_malls(
                 "devices": devices.get(site, 0),
                 "devices_offline": offline.get(site, 0),
                 "receipts_outstanding": receipts.get(site, 0),
+                "notices_open": notices.get(site, [0, 0])[0],
+                "notices_overdue": notices.get(site, [0, 0])[1],
                 "last_seq": m.last_seq if m is not None else 0,
             }
         )

@@ -269,7 +269,8 @@ async def page_overview(request: web.Request) -> web.StreamResponse:
         f"</select></label>"
         f'<table id="malls"><thead><tr>{th("mall", "name")}{th("district", "district")}'
         f"{th('connection', 'online')}{th('open_alarms', 'open_alarms')}{th('compliance')}"
-        f"{th('devices_offline', 'devices_offline')}{th('receipts_outstanding')}<th></th>"
+        f"{th('devices_offline', 'devices_offline')}{th('receipts_outstanding')}"
+        f"{th('nav_notices')}<th></th>"
         f"</tr></thead>"
         f"<tbody></tbody></table></section></main>"
     )

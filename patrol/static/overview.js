@@ -53,6 +53,16 @@
       tr.append(el("td", c ? t[c.overall] || c.overall : t.unknown, "compliance"));
       tr.append(el("td", `${m.devices_offline}/${m.devices}`, "devoff"));
       tr.append(el("td", m.receipts_outstanding, "receipts"));
+      const notices = el("td", null, "notices");
+      if (m.notices_open) {
+        const late = m.notices_overdue ? ` (${t.overdue} ${m.notices_overdue})` : "";
+        const a = el("a", `${m.notices_open}${late}`);
+        a.href = `/notices?site_id=${encodeURIComponent(m.site_id)}`;
+        notices.append(a);
+      } else {
+        notices.textContent = "0";
+      }
+      tr.append(notices);
       const go = el("a", t.inspect, "inspect");
       go.href = `/inspections?site_id=${encodeURIComponent(m.site_id)}`;
       const td = el("td");

@@ -191,6 +191,8 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
             await wait_until(lambda: notice_is("open", 1), within=30, what="the hub's notice")
             row, _ = await notice_rows(hub, nid)
             assert row.state == "open" and row.finding == notice["finding"]
+            [mall] = (await api.get("/api/v1/malls"))["malls"]
+            assert (mall["notices_open"], mall["notices_overdue"]) == (1, 0)
             # Nothing to decide on yet but an accept; a reject needs an answer first.
             status, body = await api.call("POST", f"{nbase}/reject", {"reason": "x"})
             assert status == 409 and body["error"] == "conflict"
@@ -239,6 +241,8 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
                 status, body = await api.call("POST", f"{nbase}/{action}", payload)
                 assert status == 409 and body["error"] == "conflict"
             assert (await api.get(nbase))["notice"]["version"] == 5
+            [mall] = (await api.get("/api/v1/malls"))["malls"]
+            assert mall["notices_open"] == 0
             assert await _audit(svc, f"notice:{nid}") == [
                 "notice.issue",
                 "notice.issued",
@@ -370,6 +374,8 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
             await wait_until(escalated, within=30, what="the escalation")
             assert await _audit(svc, f"notice:{nid}") == ["notice.issue", "notice.escalated"]
             assert (await api.get(f"/api/v1/notices/{nid}"))["notice"]["escalated_to"] == "zhang"
+            [mall] = (await api.get("/api/v1/malls"))["malls"]
+            assert (mall["notices_open"], mall["notices_overdue"]) == (1, 1)
             other = Api(http, svc.web.url)
             await other.login("zhao", password)  # another supervisor's officers only
             assert (await other.get("/api/v1/escalations"))["notices"] == []
