@@ -200,6 +200,9 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
             assert status == 400
             status, body = await api.call("POST", "/api/v1/notices/ZG-none/accept", {})
             assert status == 404 and body["error"] == "not_found"
+            assert "未找到" in body["message_zh"] and "ZG-none" in body["message_zh"]
+            unchanged = (await api.get(nbase))["notice"]
+            assert (unchanged["version"], unchanged["pending"]) == (1, None)
 
             # The mall answers in its console with a fresh picture.
             await hub.notices.answer(
