@@ -20,8 +20,6 @@ def path(name: str, schema: dict[str, Any], description: str) -> Param:
 DEVICE_ID = path("device_id", {"type": "string", "pattern": IDENT_PATTERN}, "Device id.")
 EVENT_ID = path("event_id", {"type": "string", "pattern": UUID_PATTERN}, "Event id (UUID).")
 LIMIT = q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size.")
-SHORT = {"type": "string", "minLength": 1, "maxLength": 64}
-LINE = {"type": "string", "minLength": 1, "maxLength": 500}
 #: Years 1970-2999: earlier days cannot be converted to UTC from every time zone.
 DAY = {
     "type": "string",
@@ -53,6 +51,10 @@ def written(max_length: int, *, required: bool = True) -> dict[str, Any]:
 
 
 NOTE = written(2000, required=False)
+SHORT = written(64)
+"""A name an operator gives (a hazard's owner, a token's name)."""
+LINE = written(500)
+"""A line an operator writes (a record's title, an attestation's evidence)."""
 PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
 BIG = 10**15
 

@@ -21,7 +21,7 @@ from hub.compliance.records import (
 from hub.compliance.rules import ATTESTABLE, DRILL_TYPES
 from hub.store.writer import iso, now_utc
 from hub.web.api.common import deps_of, json_reply, principal
-from hub.web.api.params import BIG, DAY, LINE, SHORT, path, q, strict_obj
+from hub.web.api.params import BIG, DAY, LINE, SHORT, path, q, strict_obj, written
 from hub.web.routing import ARGS, BODY, Endpoint, conflict, not_found, unprocessable
 from hub.web.schemas import obj, ref
 
@@ -174,7 +174,7 @@ ROUTES: tuple[Endpoint, ...] = (
         params=(
             path("record_id", {"type": "integer", "minimum": 1, "maximum": BIG}, "Record id."),
         ),
-        body=strict_obj({"note": {"type": "string", "maxLength": 500}}, []),
+        body=strict_obj({"note": written(500, required=False)}, []),
         response=obj(
             ["id", "closed_at"],
             id={"type": "integer"},
