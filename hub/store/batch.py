@@ -110,6 +110,11 @@ class BatchRows:
             }
         )
 
+    @property
+    def pending_outbox(self) -> Sequence[dict[str, Any]]:
+        """The outbox rows gathered so far (not handed over)."""
+        return self._outbox_rows
+
     def take_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The gathered (audit rows, outbox rows), handed over once."""
         audit, self._audit_rows = self._audit_rows, []

@@ -8,7 +8,9 @@ thread. Everything else (operator actions, health, compliance) keeps the general
 
 The rows are written exactly as SQLAlchemy writes them for SQLite (naive UTC datetimes as
 ``YYYY-MM-DD HH:MM:SS.ffffff``, JSON through ``json.dumps``, booleans as 0/1), so both paths
-read each other's rows, and the store is the same file whichever path wrote it.
+read each other's rows, and the store is the same file whichever path wrote it. One
+exception, for speed: an event's ``message`` is the very text of its outbox payload
+(compact, UTF-8 JSON, serialised once), which reads back as the same value.
 
 The connection comes from a small synchronous SQLAlchemy engine on the same file, so the
 engine's ``connect`` and ``checkout`` events apply here too.
@@ -98,14 +100,15 @@ class _Insert:
     """An INSERT of rows as the planners gather them (dicts keyed by column name), each value
     bound as the general path would bind it, chosen by the column's type in the model."""
 
-    def __init__(self, model: type[Base], columns: Sequence[str], returning: str = "") -> None:
+    def __init__(
+        self, model: type[Base], columns: Sequence[str], verbatim: frozenset[str] = frozenset()
+    ) -> None:
         marks = ", ".join("?" for _ in columns)
-        tail = f" RETURNING {returning}" if returning else ""
-        self.sql = (
-            f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) VALUES ({marks}){tail}"
-        )
+        self.sql = f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) VALUES ({marks})"
         table = model.__table__
-        self._binds = tuple((c, _converter(table.c[c].type)) for c in columns)
+        self._binds = tuple(
+            (c, _same if c in verbatim else _converter(table.c[c].type)) for c in columns
+        )
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(bind(row[c]) for c, bind in self._binds)
@@ -144,7 +147,8 @@ _OUTBOX_COLUMNS: Final = (
 )
 _AUDIT_COLUMNS: Final = ("at", "actor", "action", "subject", "detail", "prev_hash", "hash")
 
-_INSERT_EVENT: Final = _Insert(Event, _EVENT_COLUMNS)
+# An event's message is bound as the text of its outbox payload, serialised once.
+_INSERT_EVENT: Final = _Insert(Event, _EVENT_COLUMNS, verbatim=frozenset({"message"}))
 _INSERT_OUTBOX: Final = _Insert(Outbox, _OUTBOX_COLUMNS)
 _INSERT_AUDIT: Final = _Insert(AuditLog, _AUDIT_COLUMNS)
 _INSERT_OUTBOX_MANY: Final = (
@@ -244,7 +248,13 @@ class SqliteFastPath:
                 StoreEvent.remember(known, prior, key)
         results, rows = StoreEvent.plan(rows_ctx, group, known)
         if rows:
-            cur.executemany(_INSERT_EVENT.sql, [_INSERT_EVENT.params(r) for r in rows])
+            texts = {
+                o["event_id"]: o["payload"] for o in rows_ctx.pending_outbox if o["kind"] == "event"
+            }
+            ins = _INSERT_EVENT
+            cur.executemany(
+                ins.sql, [ins.params({**r, "message": texts[r["event_id"]]}) for r in rows]
+            )
         return results
 
     @staticmethod
