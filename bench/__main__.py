@@ -20,6 +20,7 @@ NAMES = (
     "latency",
     "throughput",
     "siacompare",
+    "busy",
     "health",
     "video",
     "simcams",

@@ -226,6 +226,9 @@ def site_config(
             **(police or {}),
         },
         "http": {"port": 0},
+        # Thousands of bench alarms nobody acknowledges would each escalate 120 s later, in
+        # the middle of later rounds: real work, but it would fall unevenly on what is compared.
+        "alarms": {"escalate_after_s": 86400},
         "alarm_receiver": {"host": "127.0.0.1", "tcp_port": sia_port, "udp_port": None},
         "devices": {"alarm_panels": panel_list, "cameras": cameras or [], "broadcast": []},
     }

@@ -61,6 +61,8 @@ GOAL_P99 = 2.0
 GOAL_GC_MS = 5.0
 SETTLE_S = 0.6
 """Idle time after each run before the CPU is read (deferred publication marks land)."""
+RESEND_S = 10.0
+"""A panel sends a frame again after this long without a reply."""
 RECEIVER = "1"
 """Receiver number in the frames: pysiaalarm writes "None" into its reply without one."""
 
@@ -102,7 +104,9 @@ def _seq_of(frame: bytes) -> bytes:
 
 class _Panel(asyncio.Protocol):
     """One panel: writes a frame, waits for the ACK echoing its sequence number, then the
-    next. Any other reply (NAK, DUH) counts as refused and the panel goes on."""
+    next. Any other reply (NAK, DUH) counts as refused and the panel goes on. Without a
+    reply within ``RESEND_S`` it sends the frame again, as panels do (a receiver that could
+    not store stays silent); the latency still counts from the first send."""
 
     def __init__(self, frames: list[bytes], done: asyncio.Future[None]) -> None:
         self.frames = frames
@@ -110,10 +114,12 @@ class _Panel(asyncio.Protocol):
         self.done = done
         self.latencies: list[float] = []
         self.refused = 0
+        self.resends = 0
         self.last_ack = 0.0
         self._i = 0
         self._sent_at = 0.0
         self._buf = b""
+        self._timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -121,31 +127,45 @@ class _Panel(asyncio.Protocol):
         self.transport = transport
 
     def start(self) -> None:
+        self._sent_at = time.perf_counter()
         self._send()
 
     def _send(self) -> None:
         assert self.transport is not None
-        self._sent_at = time.perf_counter()
         self.transport.write(self.frames[self._i])
+        self._timer = asyncio.get_running_loop().call_later(RESEND_S, self._resend)
+
+    def _resend(self) -> None:
+        self.resends += 1
+        self._send()
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
         while b"\r" in self._buf:
             reply, self._buf = self._buf.split(b"\r", 1)
+            if self._i == len(self.frames):
+                return  # a late reply to a resent frame
             now = time.perf_counter()
             if self.expect[self._i] in reply:
                 self.latencies.append(now - self._sent_at)
                 self.last_ack = now
+            elif b'"ACK"' in reply:
+                continue  # the ACK of an earlier frame sent twice
             else:
                 self.refused += 1
+            if self._timer is not None:
+                self._timer.cancel()
             self._i += 1
             if self._i == len(self.frames):
                 if not self.done.done():
                     self.done.set_result(None)
                 return
+            self._sent_at = now
             self._send()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if not self.done.done():
             self.done.set_exception(ConnectionError(f"receiver closed the connection: {exc!r}"))
 
@@ -160,6 +180,7 @@ class Run:
     latencies: list[float]
     cpu_s: float
     window: tuple[float, float]
+    resends: int = 0
 
     @property
     def rate(self) -> float:
@@ -199,6 +220,7 @@ async def drive(port: int, frames: list[list[bytes]], within: float) -> Run:
         latencies,
         0.0,
         (t0, last),
+        sum(p.resends for p in panels),
     )
 
 
@@ -457,7 +479,8 @@ def report(r: Result) -> None:
     print()
     for who in ("hub", "pysiaalarm"):
         runs = ", ".join(f"{x.rate:,.0f}" for x in r.runs[who])
-        print(f"{who} accepted/s per round: {runs}")
+        resent = sum(x.resends for x in r.runs[who])
+        print(f"{who} accepted/s per round: {runs} (frames resent: {resent})")
     gens = r.gc_per_generation.get("hub", {})
     print(
         f"hub collections in the measured windows: gen0 {gens.get(0, 0)}, gen1 {gens.get(1, 0)},"

@@ -1,0 +1,328 @@
+"""Does a busy console or a health cycle slow the alarm path? Alarm bursts, quiet and busy.
+
+Two ``mallhub run`` processes on one broker, alike but for their cameras: hub **Q** has
+none; hub **H** has ``--cameras`` simulated cameras (ONVIF + RTSP H.264, in their own
+process, ``python -m simulators.cli camera``) probed every ``--camera-interval`` seconds
+and video-checked every ``--video-interval`` seconds, so its health scheduler is at work
+throughout. Rounds alternate four conditions, each an alarm burst of ``--panels`` panels ×
+``--alarms`` alarms (each panel waiting for its ACK, as in ``bench siacompare``):
+
+- **quiet**: hub Q, nothing else;
+- **console**: hub Q while ``--clients`` console clients (HTTP, a viewer's API token, in a
+  process of their own: ``bench/consoleload.py``) ask for the event list, the devices, the
+  compliance status and the metrics back to back;
+- **health**: hub H, its health cycle running;
+- **both**: hub H with the console clients.
+
+Per condition, medians over ``--rounds``: ACK p50/p99, accepted alarms per second, the
+hub's CPU per alarm, console requests answered per second. Goal: neither a busy console
+nor a health cycle raises the alarm p99 by more than 20 % over quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Broker,
+    HubProcess,
+    percentile,
+    print_machine,
+    process_cpu_seconds,
+    sia_port,
+    site_config,
+    table,
+    verdict,
+    workdir,
+)
+from bench.health import USER, CameraProcess
+from bench.siacompare import RESEND_S, Run, drive, round_frames
+
+GOAL = 1.2
+CONDITIONS = ("quiet", "console", "health", "both")
+
+
+def _camera(i: int, port: int, password: str) -> dict[str, Any]:
+    return {
+        "id": f"cam-{i:04d}",
+        "name": f"{i}号摄像机",
+        "host": "127.0.0.1",
+        "port": port,
+        "username": USER,
+        "password": password,
+        "events": False,
+        "location": {"floor": f"{i % 5 + 1}F", "zone": f"z{i % 40}", "role": "passage"},
+    }
+
+
+def _viewer_token(hub: HubProcess) -> str:
+    """A viewer account and its API token, made with the hub's own CLI before it starts."""
+    password = secrets.token_urlsafe(18)
+    base = [sys.executable, "-m", "hub.cli"]
+    config = ["--config", str(hub.path)]
+    subprocess.run(
+        [*base, "user", "add", "bench", "--role", "viewer", "--password-stdin", *config],
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [*base, "token", "create", "bench-console", "--user", "bench", *config],
+        text=True,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return out.strip().splitlines()[-1].strip()
+
+
+async def _http_port(hub: HubProcess, within: float = 60.0) -> int:
+    """The console's port, from the hub's log line ``web console on http://…:PORT`` (the
+    console starts after the SIA receiver, which ``ready`` waits for)."""
+    deadline = time.monotonic() + within
+    while True:
+        for line in hub.tail(200_000).splitlines():
+            if "web console on http" in line:
+                return int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the hub did not say where its console is:\n{hub.tail()}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Console:
+    """``bench/consoleload.py`` in its own process, run around one alarm burst."""
+
+    url: str
+    token: str
+    clients: int
+    failed: int = 0
+
+    async def run_during(self, burst: Callable[[], Awaitable[Run]]) -> tuple[Run, float]:
+        """Start the load, run ``burst`` once it answers, stop; (the burst, answers per s)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.consoleload",
+            self.url,
+            str(self.clients),
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "BENCH_CONSOLE_TOKEN": self.token},
+        )
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"the console load did not start: {line!r}")
+            result = await burst()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+        out = (await proc.communicate())[0].decode().split()
+        answered, failed, seconds = int(out[0]), int(out[1]), float(out[2])
+        self.failed += failed
+        return result, answered / seconds
+
+
+@dataclass
+class Result:
+    panels: int
+    alarms: int
+    cameras: int
+    clients: int
+    runs: dict[str, list[Run]] = field(default_factory=lambda: {c: [] for c in CONDITIONS})
+    console_rates: dict[str, list[float]] = field(
+        default_factory=lambda: {c: [] for c in CONDITIONS}
+    )
+    console_failed: int = 0
+
+    def median(self, cond: str, what: str) -> float:
+        runs = self.runs[cond]
+        if not runs:
+            return float("nan")
+        values = {
+            "p50": [percentile(r.latencies, 50) * 1e3 for r in runs],
+            "p99": [percentile(r.latencies, 99) * 1e3 for r in runs],
+            "rate": [r.rate for r in runs],
+            "cpu": [r.cpu_ms_per_alarm for r in runs],
+        }[what]
+        return statistics.median(values)
+
+    def raise_of(self, cond: str) -> float:
+        return self.median(cond, "p99") / self.median("quiet", "p99")
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "panels": self.panels,
+            "alarms_per_panel": self.alarms,
+            "cameras": self.cameras,
+            "console_clients": self.clients,
+            "console_failed": self.console_failed,
+        }
+        for c in CONDITIONS:
+            out[c] = {
+                "ack_p50_ms": self.median(c, "p50"),
+                "ack_p99_ms": self.median(c, "p99"),
+                "accepted_per_s": self.median(c, "rate"),
+                "hub_cpu_ms_per_alarm": self.median(c, "cpu"),
+                "console_answers_per_s": (
+                    statistics.median(self.console_rates[c]) if self.console_rates[c] else 0.0
+                ),
+                "p99_over_quiet": self.raise_of(c),
+            }
+        return out
+
+
+async def measure(args: argparse.Namespace, work: Path) -> Result:
+    broker = Broker(work)
+    broker.start()
+    password = secrets.token_urlsafe(16)
+    cams = CameraProcess(args.cameras, password)
+    hubs: dict[str, HubProcess] = {}
+    tokens: dict[str, str] = {}
+    result = Result(args.panels, args.alarms, args.cameras, args.clients)
+    try:
+        ports = await cams.ready()
+        for name, cameras in (("quiet", []), ("health", ports)):
+            (work / name).mkdir()
+            cfg = site_config(
+                broker_url=broker.url,
+                data_dir=work / name / "data",
+                sia_port=sia_port(),
+                panels=args.panels,
+                cameras=[_camera(i, p, password) for i, p in enumerate(cameras)],
+                health={
+                    "camera_interval_s": args.camera_interval,
+                    "video_interval_s": args.video_interval,
+                    "jitter": 0.1,
+                },
+            )
+            cfg["site"]["id"] = f"bench-{name}"
+            hub = HubProcess(cfg, work / name)
+            tokens[name] = _viewer_token(hub)
+            hub.start()
+            hubs[name] = hub
+            await hub.ready()
+        consoles = {
+            name: Console(f"http://127.0.0.1:{await _http_port(hub)}", tokens[name], args.clients)
+            for name, hub in hubs.items()
+        }
+        within = max(120.0, args.panels * args.alarms / 20)
+
+        async def one(cond: str, r: int, measured: bool) -> None:
+            name = "quiet" if cond in ("quiet", "console") else "health"
+            hub = hubs[name]
+            # Fresh frames (timestamps in the window however long the round), numbered so
+            # that no hub ever takes them for a resend of earlier ones.
+            frames = round_frames(args.panels, args.alarms, r * 2 + CONDITIONS.index(cond) % 2)
+            cpu0 = process_cpu_seconds(hub.pid)
+
+            async def burst() -> Run:
+                nonlocal cpu0
+                cpu0 = process_cpu_seconds(hub.pid)
+                return await drive(hub.sia_port, frames, within)
+
+            if cond in ("console", "both"):
+                run, rate = await consoles[name].run_during(burst)
+            else:
+                run, rate = await burst(), 0.0
+            run.cpu_s = process_cpu_seconds(hub.pid) - cpu0
+            run.receiver = cond
+            if measured:
+                result.runs[cond].append(run)
+                result.console_rates[cond].append(rate)
+
+        # The health hub's first cycle (WSDL parsing, first connections) is not typical.
+        await asyncio.sleep(args.warmup)
+        for r in range(args.rounds + 1):
+            order = CONDITIONS if r % 2 == 0 else tuple(reversed(CONDITIONS))
+            for cond in order:
+                await one(cond, r, measured=r > 0)
+        result.console_failed = sum(c.failed for c in consoles.values())
+    finally:
+        for hub in hubs.values():
+            hub.stop()
+        cams.stop()
+        broker.stop()
+    return result
+
+
+def report(r: Result) -> None:
+    print(
+        f"Alarm bursts ({r.panels} panels × {r.alarms} alarms) with a busy console "
+        f"({r.clients} clients) and a health cycle ({r.cameras} cameras); medians of "
+        f"{len(r.runs['quiet'])} alternating rounds"
+    )
+    rows: list[list[object]] = []
+    for c in CONDITIONS:
+        rows.append(
+            [
+                c,
+                r.median(c, "p50"),
+                r.median(c, "p99"),
+                r.raise_of(c),
+                r.median(c, "rate"),
+                r.median(c, "cpu"),
+                statistics.median(r.console_rates[c]) if r.console_rates[c] else 0.0,
+            ]
+        )
+    print(
+        table(
+            [
+                "condition",
+                "ACK p50 ms",
+                "ACK p99 ms",
+                "p99 / quiet",
+                "accepted/s",
+                "hub CPU ms/alarm",
+                "console answers/s",
+            ],
+            rows,
+        )
+    )
+    refused = {c: sum(x.refused for x in r.runs[c]) for c in CONDITIONS}
+    resent = {c: sum(x.resends for x in r.runs[c]) for c in CONDITIONS}
+    print(f"console requests failed: {r.console_failed}; alarms refused: {refused}")
+    print(f"frames resent after {RESEND_S:.0f} s without a reply: {resent}")
+    for c in ("console", "health", "both"):
+        ok = r.raise_of(c) <= GOAL
+        print(f"{c}: alarm p99 {r.raise_of(c):.2f} × quiet (goal ≤ {GOAL}): {verdict(ok)}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panels", type=int, default=50, help="panels at once (default 50)")
+    p.add_argument("--alarms", type=int, default=100, help="alarms per panel (default 100)")
+    p.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
+    p.add_argument("--cameras", type=int, default=100, help="cameras of hub H (default 100)")
+    p.add_argument("--camera-interval", type=float, default=10.0, help="liveness every S s")
+    p.add_argument("--video-interval", type=float, default=30.0, help="video check every S s")
+    p.add_argument("--clients", type=int, default=8, help="console clients (default 8)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=60.0,
+        help="seconds before the first round (the first health cycle connects every camera)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the working directory")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if 2 * (args.rounds + 1) * args.alarms > 9999:
+        raise SystemExit("2 × (--rounds + 1) × --alarms must stay within 9999 sequence numbers")
+    print_machine()
+    with workdir("busy", args.keep) as work:
+        r = await measure(args, work)
+    report(r)
+    return r.as_dict()
