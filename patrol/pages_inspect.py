@@ -166,8 +166,15 @@ def waiting_pictures(insp: dict[str, Any]) -> int:
     )
 
 
+def _status(i: dict[str, Any], t: dict[str, str]) -> str:
+    """The hub's word for the item, in the page's language (the code when unknown)."""
+    return str(t.get(f"hs_{i['status']}", i["status"]))
+
+
 def _title(i: dict[str, Any], lang: str) -> str:
     d = i["detail"]
+    if i["kind"] == "role":
+        return strings(lang).get(f"role_{i['title']}", str(i["title"]))
     if i["kind"] == "rule" and lang == "en" and isinstance(d.get("title"), dict):
         return f"{d.get('rule_id', '')} {d['title'].get('en', '')}"
     return str(i["title"])
@@ -217,7 +224,8 @@ async def page_inspection(request: web.Request) -> web.Response:
         rows.append(
             f'<tr data-item="{e(i["item_id"])}" data-finding="{e(i["finding"] or "")}">'
             f"<td>{i['n']}</td><td>{e(t.get('kind_' + i['kind'], i['kind']))}</td>"
-            f'<td>{e(_title(i, lang))}</td><td class="status">{e(i["status"])}</td>'
+            f"<td>{e(_title(i, lang))}</td>"
+            f'<td class="status" data-status="{e(i["status"])}">{e(_status(i, t))}</td>'
             f"<td>{_evidence(i, inspection_id, t, lang)}</td>"
             f'<td class="finding">{e(finding)}{note}</td>'
             f'<td class="actions">{actions}</td></tr>'
@@ -274,7 +282,7 @@ async def page_record(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=t["no_rows"])
     rows = [
         f'<tr data-item="{e(i["item_id"])}"><td>{i["n"]}</td><td>{e(_title(i, lang))}</td>'
-        f"<td>{e(i['status'])}</td><td><code>{e(i['sha256'] or '')}</code></td>"
+        f"<td>{e(_status(i, t))}</td><td><code>{e(i['sha256'] or '')}</code></td>"
         f"<td>{_when(i['taken_at'], lang)}</td>"
         f"<td>{e(t[i['finding']] if i['finding'] else t['no_finding'])}</td>"
         f"<td>{e(i['note'])}</td></tr>"

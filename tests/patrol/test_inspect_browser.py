@@ -77,6 +77,10 @@ async def test_officer_inspects_a_real_hub_and_closes_a_notice_in_the_browser(
                 state = page.locator("#inspection-state")
                 await expect(state).to_have_text("待记录结论", timeout=60_000)
                 gate = page.locator('#items tr[data-item="camera:cam-gate-1"]')
+                await expect(gate.locator(".status")).to_have_text("已抓拍")
+                place = page.locator('#items tr[data-item="role:perimeter"]')
+                await expect(place).to_contain_text("周界")
+                await expect(place.locator(".status")).to_have_text("无摄像机")
                 await expect(gate.locator("img.thumb")).to_be_visible(timeout=30_000)
                 await expect(gate.locator("code.sha")).to_have_text(
                     await _sha(svc, "camera:cam-gate-1")
