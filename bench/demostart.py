@@ -36,7 +36,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=3, help="demo starts (default 3)")
 
 
-def _session_processes(sid: int) -> list[int]:
+def session_processes(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (zombies are gone already)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -78,7 +79,7 @@ def _demo_start() -> tuple[float, float]:
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=GIVE_UP_S)
     finally:
-        for pid in _session_processes(proc.pid):  # whatever is left when a run failed
+        for pid in session_processes(proc.pid):  # whatever is left when a run failed
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()

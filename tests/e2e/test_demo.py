@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.demostart import session_processes
 from tests.support.wait import wait_until
 from tests.web.test_browser import ARGS, CHROMIUM
 
@@ -51,17 +52,6 @@ NOISE = re.compile(
     r"|alembic|not ready for linkage|event subscription failed|cannot reach"
 )
 PAGES = ("/devices", "/events", "/compliance", "/records", "/notices", "/console")
-
-
-def session_processes(sid: int) -> list[int]:
-    """The live processes of session ``sid`` (zombies are gone already)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
 
 
 class Demo:
