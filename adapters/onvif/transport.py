@@ -249,7 +249,12 @@ class CappedONVIFCamera(ONVIFCamera):  # type: ignore[misc]  # onvif ships no ty
         return service
 
     async def close(self) -> None:
-        """Close every service's session, once the services still being created exist."""
-        if self._creating:
-            await asyncio.wait(set(self._creating))
+        """Close every service's session: those there are at once (a caller's timeout may
+        cut what follows), then those still being created, once they exist."""
+        creating = set(self._creating)
         await super().close()
+        if creating:
+            done, _ = await asyncio.wait(creating)
+            for creation in done:
+                if not creation.cancelled() and creation.exception() is None:
+                    await creation.result().close()
