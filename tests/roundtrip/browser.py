@@ -60,15 +60,55 @@ async def rule_statuses(page: Any) -> dict[str, str]:
     return {str(rule): str(status) for rule, status in rows}
 
 
-async def compliance_shows(page: Any, rule: str, status: str, tries: int = 30) -> None:
+async def compliance_shows(page: Any, rule: str, status: str) -> None:
     """Open /compliance until ``rule`` shows ``status`` (the page is not live; the hub
     re-evaluates on a change, a moment after it)."""
     row = page.locator(f'tr.rule[data-rule="{rule}"]')
+    await reload_until(page, "/compliance", row, status, attribute="data-status")
+
+
+async def reload_until(
+    page: Any, path: str, locator: Any, text: str, *, attribute: str = "", tries: int = 30
+) -> None:
+    """Open ``path`` until ``locator`` contains ``text`` (or has ``attribute`` = ``text``),
+    about a second a try. For what arrives from the other side: a page that refreshes
+    itself could do it too, but the test does not depend on when it does."""
     for _ in range(tries):
-        await page.goto("/compliance")
+        await page.goto(path)
         try:
-            await expect(row).to_have_attribute("data-status", status, timeout=1_000)
+            if attribute:
+                await expect(locator).to_have_attribute(attribute, text, timeout=1_000)
+            else:
+                await expect(locator).to_contain_text(text, timeout=1_000)
             return
         except AssertionError:
             continue
-    await expect(row).to_have_attribute("data-status", status, timeout=1_000)
+    if attribute:
+        await expect(locator).to_have_attribute(attribute, text, timeout=1_000)
+    else:
+        await expect(locator).to_contain_text(text, timeout=1_000)
+
+
+async def patrol_login(page: Any, name: str, password: str) -> None:
+    """Log in to the patrol web app as an officer."""
+    await page.goto("/login")
+    await page.fill("#name", name)
+    await page.fill("#password", password)
+    await page.click("#login")
+    await expect(page.locator("#who")).to_be_visible()
+
+
+async def operator_answers(page: Any, notice_id: str, camera_id: str, note: str) -> str:
+    """The operator answers the notice in the hub console's form, with the item's camera
+    ticked; returns the sha256 of the fresh snapshot the page shows afterwards."""
+    await page.goto(f"/notices/{notice_id}")
+    box = page.locator(f'#answer-form input[name="cameras"][value="{camera_id}"]')
+    await expect(box).to_be_checked()
+    await page.fill('#answer-form textarea[name="note"]', note)
+    await page.click("#answer-submit")
+    await expect(page.locator("#notice-state")).to_have_text("已回复，待民警确认")
+    answered = page.locator('li.step[data-action="answered"]')
+    await expect(answered).to_contain_text(note)
+    await expect(page.locator("#answer-form")).to_have_count(0)
+    await expect(answered.locator("img.thumb")).to_have_count(1)
+    return str(await answered.locator("li.ev-snap code").inner_text()).strip()

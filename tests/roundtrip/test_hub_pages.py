@@ -24,6 +24,7 @@ from tests.roundtrip.browser import (
     compliance_shows,
     expect,
     hub_login,
+    operator_answers,
     rule_statuses,
 )
 from tests.roundtrip.world import COVERED, COVERED_FAULT, OFFICER, SITE, RoundTrip, round_trip
@@ -114,7 +115,7 @@ async def test_notice_pages_from_issue_to_accept_over_nats(
         await expect(page.locator("li.step")).to_have_count(1)
         await expect(page.locator('li.step[data-action="issued"]')).to_contain_text("李警官")
         camera_box = page.locator(f'#answer-form input[name="cameras"][value="{COVERED}"]')
-        await expect(camera_box).to_be_checked()
+        await expect(camera_box).to_be_checked()  # the item's camera
         await compliance_shows(page, "POL-NOTICE", "fail")
         await expect(page.locator(f'#open-notices li[data-notice="{NOTICE}"]')).to_be_visible()
         await shot(page, "roundtrip-hub-compliance-open")
@@ -125,18 +126,9 @@ async def test_notice_pages_from_issue_to_accept_over_nats(
         assert await rt.look_at(COVERED) == "online"
 
         # The operator answers in the form; the camera's snapshot is taken now.
-        await page.goto(f"/notices/{NOTICE}")
-        await page.fill(
-            '#answer-form textarea[name="note"]', "已移除北门摄像机前的遮挡物，重新抓拍"
+        shown_sha = await operator_answers(
+            page, NOTICE, COVERED, "已移除北门摄像机前的遮挡物，重新抓拍"
         )
-        await expect(camera_box).to_be_checked()
-        await page.click("#answer-submit")
-        await expect(page.locator("#notice-state")).to_have_text("已回复，待民警确认")
-        answered = page.locator('li.step[data-action="answered"]')
-        await expect(answered).to_contain_text("已移除北门摄像机前的遮挡物")
-        await expect(page.locator("#answer-form")).to_have_count(0)
-        shown_sha = (await answered.locator("li.ev-snap code").inner_text()).strip()
-        await expect(answered.locator("img.thumb")).to_have_count(1)
         await shot(page, "roundtrip-hub-notice-answered")
 
         # The answer reaches the police with the fresh snapshot's digest.

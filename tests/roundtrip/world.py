@@ -224,9 +224,12 @@ async def _settle(hub: Hub) -> None:
 
 
 @asynccontextmanager
-async def round_trip(nats: NatsCluster, tmp_path: Path) -> AsyncIterator[RoundTrip]:
-    """Start the patrol service, the demo mall, the hub and the police simulator on
-    ``nats``; settle; yield. Stops everything in the reverse order."""
+async def round_trip(
+    nats: NatsCluster, tmp_path: Path, **patrol_settings: Any
+) -> AsyncIterator[RoundTrip]:
+    """Start the patrol service (``patrol_settings``: more of its config), the demo mall, the
+    hub and the police simulator on ``nats``; settle; yield. Stops everything in the reverse
+    order."""
     env = demo_env(tmp_path / "hub", nats.mqtt_urls[0])
     config_path = tmp_path / "demo-mall.yaml"
     data = demo_site(config_path)
@@ -236,6 +239,7 @@ async def round_trip(nats: NatsCluster, tmp_path: Path) -> AsyncIterator[RoundTr
         nats,
         tmp_path,
         malls=[{"site_id": SITE, "name": cfg.site.name, "district": "金水区"}],
+        **patrol_settings,
     )
     password = secrets.token_urlsafe(12)
     for faults in ((), (COVERED_FAULT,)):
