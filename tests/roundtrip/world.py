@@ -57,10 +57,13 @@ MALL_START_S = 90.0
 def demo_env(data_dir: Path, broker_url: str) -> dict[str, str]:
     """The variables ``config/demo.yaml`` reads, with free loopback ports and a camera
     password made for this run (as ``mallhub demo`` does)."""
+    http_port = free_port()
     env = dict(os.environ)
     env.update(
         DEMO_DATA_DIR=str(data_dir),
-        DEMO_HTTP_PORT="0",
+        DEMO_HTTP_PORT=str(http_port),
+        # Snapshot URLs in the hub's messages name its console.
+        DEMO_PUBLIC_URL=f"http://127.0.0.1:{http_port}",
         DEMO_SIA_PORT=str(free_port()),
         DEMO_PA_PORT=str(free_port()),
         DEMO_CAMERA_PASSWORD=secrets.token_urlsafe(12),
