@@ -192,7 +192,8 @@ async def test_officer_and_operator_round_trip_over_nats(
         picture = await camera.locator("img.thumb").get_attribute("src")
         assert await _sha_of(officer, picture) == seen_sha
         quality = officer.locator('#items tr[data-item="rule:VID-QUALITY"]')
-        await expect(quality.locator(".status")).to_have_text("fail")
+        await expect(quality.locator(".status")).to_have_attribute("data-status", "fail")
+        await expect(quality.locator(".status")).to_have_text("不通过")
         await expect(quality).to_contain_text(COVERED)
         await shot(officer, "roundtrip-patrol-checklist")
 
