@@ -50,6 +50,8 @@ COVERED = "cam-gate-north"
 COVERED_FAULT = "covered"
 OFFICER = {"name": "李警官", "id": "110101", "unit": "金水分局"}
 OFFICER_LOGIN = "li"
+ORPHAN_LIMIT_S = 1800
+"""The simulated mall stops by itself after this long (longer than any test's timeout)."""
 MALL_START_S = 90.0
 """How long the simulated mall may take to open every camera port on a loaded machine."""
 
@@ -125,6 +127,9 @@ async def mall_process(
             "mall",
             "--config",
             str(config),
+            # Should this process be killed before it can stop the mall, the mall still ends.
+            "--duration",
+            str(ORPHAN_LIMIT_S),
             env=env,
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
