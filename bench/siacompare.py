@@ -54,7 +54,7 @@ from bench.common import (
     workdir,
 )
 from bench.gcprobe import Pauses
-from simulators.panel import build_frame, cid_payload
+from simulators.panel import build_frame, cid_payload, crc16, dc09_time
 
 GOAL_RATE = 1.0
 GOAL_P99 = 2.0
@@ -96,6 +96,13 @@ def round_frames(panels: int, alarms: int, round_no: int) -> list[list[bytes]]:
     return out
 
 
+def restamp(frame: bytes) -> bytes:
+    """``frame`` with the time now in place of its timestamp (new CRC and length)."""
+    body = frame.strip(b"\n\r")[8:]
+    span = body[: body.rindex(b"]") + 1] + dc09_time(datetime.now(UTC)).encode("ascii")
+    return b"\n" + f"{crc16(span):04X}{len(span):04X}".encode("ascii") + span + b"\r"
+
+
 def _seq_of(frame: bytes) -> bytes:
     # "ADM-CID"0001R1L0#… : the four digits after the closing quote of the token.
     at = frame.index(b'"', frame.index(b'"') + 1) + 1
@@ -104,9 +111,10 @@ def _seq_of(frame: bytes) -> bytes:
 
 class _Panel(asyncio.Protocol):
     """One panel: writes a frame, waits for the ACK echoing its sequence number, then the
-    next. Any other reply (NAK, DUH) counts as refused and the panel goes on. Without a
+    next. A NAK (timestamp out of the receiver's window) has it send the frame again with
+    the time now; any other reply (DUH) counts as refused and the panel goes on. Without a
     reply within ``RESEND_S`` it sends the frame again, as panels do (a receiver that could
-    not store stays silent); the latency still counts from the first send."""
+    not store stays silent). The latency counts from the first send."""
 
     def __init__(self, frames: list[bytes], done: asyncio.Future[None]) -> None:
         self.frames = frames
@@ -151,6 +159,14 @@ class _Panel(asyncio.Protocol):
                 self.last_ack = now
             elif b'"ACK"' in reply:
                 continue  # the ACK of an earlier frame sent twice
+            elif b'"NAK"' in reply:
+                # Its timestamp left the receiver's window (a slow round): a panel sends it
+                # again with its clock's time now.
+                if self._timer is not None:
+                    self._timer.cancel()
+                self.frames[self._i] = restamp(self.frames[self._i])
+                self._resend()
+                continue
             else:
                 self.refused += 1
             if self._timer is not None:
@@ -352,7 +368,10 @@ class Result:
             goals={
                 "rate": self.rate_ratio >= GOAL_RATE and self.complete,
                 "p99": self.p99_ratio <= GOAL_P99,
-                "gc": self.hub_gc_ms <= GOAL_GC_MS,
+                # None: no collection fell inside the windows, nothing to judge.
+                "gc": (
+                    self.hub_gc_ms <= GOAL_GC_MS if self.gc.get("hub", (0.0, -1, 0))[2] else None
+                ),
             },
         )
         return out
@@ -481,6 +500,7 @@ def report(r: Result) -> None:
         runs = ", ".join(f"{x.rate:,.0f}" for x in r.runs[who])
         resent = sum(x.resends for x in r.runs[who])
         print(f"{who} accepted/s per round: {runs} (frames resent: {resent})")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     gens = r.gc_per_generation.get("hub", {})
     print(
         f"hub collections in the measured windows: gen0 {gens.get(0, 0)}, gen1 {gens.get(1, 0)},"
@@ -498,11 +518,16 @@ def report(r: Result) -> None:
         f"ACK p99 hub / pysiaalarm = {r.p99_ratio:.2f} (goal ≤ {GOAL_P99}): "
         f"{verdict(r.p99_ratio <= GOAL_P99)}"
     )
+    gc_cpu_ms = r.gc_cpu.get("hub", float("nan")) * 1e3
+    if r.gc.get("hub", (0.0, -1, 0))[2] == 0:
+        print("hub: no garbage collection inside the measured windows (GC goal not shown)")
+        return
     print(
-        f"hub longest GC pause {r.hub_gc_ms:.2f} ms (goal ≤ {GOAL_GC_MS}): "
-        f"{verdict(r.hub_gc_ms <= GOAL_GC_MS)}"
+        f"hub longest GC pause {r.hub_gc_ms:.2f} ms wall (goal ≤ {GOAL_GC_MS}): "
+        f"{verdict(r.hub_gc_ms <= GOAL_GC_MS)}; the collector's own work at most "
+        f"{gc_cpu_ms:.2f} ms of CPU: {verdict(gc_cpu_ms <= GOAL_GC_MS)} (wall − CPU: the "
+        "process was descheduled meanwhile)"
     )
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
