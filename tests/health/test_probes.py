@@ -11,7 +11,7 @@ import pytest
 from adapters.onvif.driver import CameraProbe, ProfileSummary
 from adapters.onvif.video import learn_baseline
 from hub.config import Camera, Compliance
-from hub.health.probes import camera_result
+from hub.health.probes import camera_result, subscription_findings
 from hub.health.video import VideoOutcome, screen, video_problems
 from simulators.scene import Scene
 
@@ -77,6 +77,43 @@ def test_clock_resolution_and_frame_rate_problems_degrade() -> None:
     # 1024x576 is enough away from gates, entrances and the finance room.
     r2 = camera_result(p, cam("corridor"), TH, AT, None)
     assert [x.check for x in r2.problems] == ["clock", "fps_limit"]
+
+
+def test_a_login_refused_for_the_clock_says_so_and_not_the_password() -> None:
+    p = probe(
+        error="devicemgmt.GetDeviceInformation: HTTP 401; the camera's clock is off by +7200 s",
+        error_type="ClockRefused",
+        clock_offset_s=7200.0,
+        profiles=(),
+    )
+    r = camera_result(p, cam(), TH, AT, None)
+    assert r.level == "failed" and r.reason.startswith("login refused: camera clock wrong")
+    assert "clock" in r.fix and "password" not in r.fix
+    assert r.stored_detail()["clock_offset_s"] == 7200.0
+    assert r.stored_detail()["error_type"] == "ClockRefused"
+
+
+class _Status:
+    def __init__(self, health: str, last_error: str = "") -> None:
+        self.health, self.last_error = health, last_error
+
+
+def test_events_the_camera_never_had_are_a_problem_and_a_lost_subscription_a_warning() -> None:
+    never = camera_result(probe(), cam(), TH, AT, None)
+    subscription_findings(never, _Status("unsupported", "no Events service"))
+    assert never.level == "degraded"
+    assert [(x.check, x.warning) for x in never.problems] == [("events", False)]
+    assert "no ONVIF Events service" in never.reason
+
+    lost = camera_result(probe(), cam(), TH, AT, None)
+    subscription_findings(lost, _Status("lost", "connection reset"))
+    assert lost.level == "ok"
+    assert [(x.check, x.warning) for x in lost.problems] == [("events", True)]
+
+    fine = camera_result(probe(), cam(), TH, AT, None)
+    subscription_findings(fine, _Status("active"))
+    subscription_findings(fine, None)  # events not configured: no subscriber
+    assert fine.level == "ok" and fine.problems == []
 
 
 def test_video_findings_come_first_and_a_low_measured_fps_is_a_fault() -> None:
