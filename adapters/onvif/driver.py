@@ -460,13 +460,18 @@ class OnvifCamera:
         stream ``previous`` found, which needs the credentials. A camera that does not answer
         either is found as by :meth:`probe`. Device information, profiles and URIs are carried
         over from ``previous``: a full probe refreshes them (the health service runs one every
-        video interval). Never raises ``AdapterError``."""
+        video interval). A stream that does not answer the DESCRIBE makes it the full probe
+        at once, which tells what changed (a refused login may be a new password, which the
+        ONVIF login then refuses too; the stream URI may have moved). Never raises
+        ``AdapterError``."""
         with watching_answers() as answers:
             try:
                 await self.connect()
                 offset = await self.measure_clock_offset()
                 latency = self.latency_s
                 stream_error, stream_error_type = await self._describe(previous.stream_uri)
+                if stream_error is not None:
+                    return await self._probe()
             except AdapterError as exc:
                 return self._failed_probe(exc, answers)
         return replace(

@@ -95,11 +95,16 @@ async def test_the_liveness_probe_asks_the_clock_and_the_stream_only(
         )
         assert light.clock_offset_s is not None and light.latency_s is not None
 
-        sim.set_faults(["rtsp_unauthorized"])  # the DESCRIBE is what checks the credentials
+        # A stream that refuses the DESCRIBE: the full probe tells what changed.
+        sim.set_faults(["rtsp_unauthorized"])
         light = await cam.liveness(full)
         assert light.error is None and light.stream_error_type == "AuthFailed"
+        assert sim.calls["GetProfiles"] == before["GetProfiles"] + 1
+        sim.set_faults(["auth_failure"], clear=["rtsp_unauthorized"])  # a new password
+        light = await cam.liveness(full)
+        assert light.error_type == "AuthFailed" and light.reachable  # as the full probe says
 
-        sim.set_faults(["offline"], clear=["rtsp_unauthorized"])
+        sim.set_faults(["offline"], clear=["auth_failure"])
         cam.timeout_s = 1.0
         light = await cam.liveness(full)
     # A camera that stopped answering is found by the first liveness probe.
