@@ -222,10 +222,9 @@ async def _settle(hub: Hub) -> None:
     # A simulated camera builds its scene at its first picture: slow on a loaded machine,
     # and not what the round trip is about.
     await cameras_warm(hub, cameras)
-    for cam in hub.config.devices.cameras:
-        await health.scheduler.run_now(f"video:{cam.id}")
+    await asyncio.gather(*(health.scheduler.run_now(f"video:{c}") for c in cameras))
     await wait_until(
-        lambda: all("findings" in health.details.get(c.id, {}) for c in hub.config.devices.cameras),
+        lambda: all("findings" in health.details.get(c, {}) for c in cameras),
         within=60,
         what="every camera's first video check",
     )
