@@ -311,11 +311,18 @@ class OnvifCamera:
         loop = asyncio.get_running_loop()
         sent = loop.time()
         try:
-            answer = await self.call("devicemgmt", "authless_GetSystemDateAndTime")
-        except (AuthFailed, OnvifFault):
-            # Some firmware wants authentication even for the clock.
-            sent = loop.time()
-            answer = await self.call("devicemgmt", "GetSystemDateAndTime")
+            try:
+                answer = await self.call("devicemgmt", "authless_GetSystemDateAndTime")
+            except (AuthFailed, OnvifFault):
+                # Some firmware wants authentication even for the clock.
+                sent = loop.time()
+                answer = await self.call("devicemgmt", "GetSystemDateAndTime")
+        except ProtocolViolation as exc:
+            # Whether the library fails while reading the broken answer or after it, the
+            # finding is the same one: the clock could not be read.
+            raise ProtocolViolation(
+                self.device_id, f"unreadable camera clock: {exc.message}", violation=exc.violation
+            ) from exc
         received = loop.time()
         try:
             camera_now = camera_datetime(answer)

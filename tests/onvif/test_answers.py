@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 
@@ -117,6 +118,22 @@ async def test_probe_names_what_is_wrong_with_the_answer(
         sim.set_faults(clear=[fault])
         probe = await cam.probe()
         assert probe.error is None and probe.violation is None
+
+
+@pytest.mark.parametrize("hour_minute", [(1, 1), (10, 10)])
+async def test_a_broken_clock_answer_is_named_alike_wherever_it_is_cut(
+    sim: SimCamera, password: str, monkeypatch: pytest.MonkeyPatch, hour_minute: tuple[int, int]
+) -> None:
+    """The answer's length moves with the camera's time (its numbers are not zero-padded),
+    and so does where the broken answer is cut: inside a name (the library fails while
+    reading) or elsewhere (it fails after). The finding must not depend on the time of day."""
+    fixed = datetime(2026, 12, 3, *hour_minute, 7, tzinfo=UTC)
+    monkeypatch.setattr(sim, "now", lambda: fixed)
+    async with make_camera(sim, password) as cam:
+        sim.set_faults(["malformed_xml"])
+        probe = await cam.probe()
+    assert probe.violation == "not_xml"
+    assert probe.error is not None and "unreadable camera clock" in probe.error
 
 
 async def test_a_well_formed_answer_over_the_cap_is_refused_and_under_it_accepted(
