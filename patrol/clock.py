@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 def parse_ts(value: object) -> datetime | None:
     """An RFC 3339 string as an aware UTC datetime; None for anything else."""
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 40 or not value.isascii():
         return None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # Year 1 at +14:00 or year 9999 at -14:00 is outside what a datetime holds in UTC.
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def now_utc() -> datetime:

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,16 +27,28 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from patrol.clock import now_utc
 from patrol.config import PatrolConfig
-from patrol.store import BatchOutcome, Incoming, PatrolStore, classify
+from patrol.intake import decode
+from patrol.store import BatchOutcome, Incoming, PatrolStore, classify, merge_outcome
 
 log = logging.getLogger(__name__)
 
 SUBJECTS = "mallhub.v1.>"
 LIVE_SUBJECT = "patrol.v1.live"
 RETRY_DELAY_S = 1.0
+TRANSIENT = (OperationalError, OSError, TimeoutError)
+"""Failures of the store itself (lost connection, locked database): the batch is retried."""
+
+
+def _why(exc: Exception) -> str:
+    """The reason a message the store refused is counted under (no message text: it may
+    carry the hostile value itself)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"not storable: {type(exc.orig).__name__}"
+    return f"not storable: {type(exc).__name__}"
 
 
 def iso(dt: datetime) -> str:
@@ -52,6 +65,8 @@ class ConsumerStats:
     retried: int = 0
     batches: int = 0
     failed_batches: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Refused messages by reason."""
 
 
 async def ensure_stream(js: JetStreamContext, config: PatrolConfig) -> None:
@@ -178,20 +193,23 @@ class Worker:
         for m in msgs:
             self.stats.received += 1
             meta = m.metadata
-            try:
-                body = json.loads(m.data)
-            except (ValueError, UnicodeDecodeError):
-                body = None
-            got = classify(m.subject, body, meta.sequence.stream, meta.timestamp)
+            body = decode(m.data)
+            got = (
+                classify(m.subject, body, meta.sequence.stream, meta.timestamp)
+                if isinstance(body, dict)
+                else body
+            )
             if isinstance(got, Incoming):
                 items.append(got)
                 carriers.append(m)
             else:
                 if got is not None:
-                    self.stats.invalid += 1
-                    log.warning("%s: refused a message on %s: %s", self.name, m.subject[:120], got)
+                    self._refused(m.subject, got)
                 done.append(m)
-        out = await self.store.write(items) if items else BatchOutcome()
+        out, poisoned = await self._write(items)
+        for reason in out.refused:
+            self.stats.invalid += 1
+            self.stats.refused[reason] += 1
         self.stats.batches += 1
         self.stats.events_stored += len(out.new_events)
         self.stats.duplicates += out.duplicates
@@ -202,7 +220,10 @@ class Worker:
                 await self.nc.publish(LIVE_SUBJECT, json.dumps(live, ensure_ascii=False).encode())
         retry = set(out.retry)
         for i, m in enumerate(carriers):
-            if i in retry:
+            if i in poisoned:
+                # Never redelivered: the same bytes would fail the same way.
+                await m.term()
+            elif i in retry:
                 self.stats.retried += 1
                 await m.nak(delay=RETRY_DELAY_S)
             else:
@@ -211,6 +232,39 @@ class Worker:
             await m.ack()
         with contextlib.suppress(NatsError, TimeoutError):
             await self.nc.flush(timeout=5)
+
+    def _refused(self, subject: str, reason: str) -> None:
+        self.stats.invalid += 1
+        self.stats.refused[reason[:80]] += 1
+        log.warning("%s: refused a message on %s: %s", self.name, subject[:120], reason)
+
+    async def _write(self, items: list[Incoming]) -> tuple[BatchOutcome, set[int]]:
+        """Store the batch; when it fails, store its messages one at a time so that one the
+        store cannot take is refused alone (returned by index) and the others are kept.
+        A failure of the database itself (connection, lock) still fails the batch."""
+        if not items:
+            return BatchOutcome(), set()
+        try:
+            return await self.store.write(items), set()
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            if len(items) == 1:
+                self._refused(f"mallhub.v1.{items[0].site}.{items[0].kind}", _why(exc))
+                return BatchOutcome(), {0}
+        out = BatchOutcome()
+        poisoned: set[int] = set()
+        for i, item in enumerate(items):
+            try:
+                one = await self.store.write([item])
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self._refused(f"mallhub.v1.{item.site}.{item.kind}", _why(exc))
+                poisoned.add(i)
+                continue
+            merge_outcome(out, one, i)
+        return out, poisoned
 
     async def _receipts(self, out: BatchOutcome) -> None:
         if not out.receipts:

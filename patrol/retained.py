@@ -20,6 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from patrol.intake import decode
 from patrol.store import Incoming, PatrolStore, classify
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,18 @@ RETAINED_STREAM = "$MQTT_rmsgs"
 
 
 def decode_retained(data: bytes) -> tuple[str, object] | None:
-    """(NATS subject, decoded JSON payload) of one retained record, or None."""
+    """(NATS subject, decoded JSON payload) of one retained record, or None. A payload
+    that is refused (see ``patrol.intake``) is returned as None: it fills in nothing."""
     try:
         rec = json.loads(data)
         subject = rec["subject"]
         payload = base64.b64decode(rec["msg"])
-        if not isinstance(subject, str):
-            return None
-        return subject, (json.loads(payload) if payload else None)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         return None
+    if not isinstance(subject, str):
+        return None
+    body = decode(payload) if payload else None
+    return subject, (body if isinstance(body, dict) else None)
 
 
 async def rebuild_from_retained(nc: NatsClient, store: PatrolStore, batch: int = 1000) -> int:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 200
 """Events per INSERT statement (SQLite allows 32766 bound values; an event has 20)."""
+INT32_MAX = 2**31 - 1
+"""The largest value of an ``Integer`` column on PostgreSQL."""
 KINDS = ("status", "event", "update", "availability", "compliance", "response", "notice")
 
 
@@ -69,6 +71,9 @@ def classify(subject: str, body: object, seq: int, at: datetime) -> Incoming | s
         return "payload is not a JSON object"
     if "site_id" in body and body["site_id"] != site:
         return "site_id in the payload differs from the topic"
+    named = body.get("site")
+    if isinstance(named, dict) and "id" in named and named["id"] != site:
+        return "site.id in the payload differs from the topic"
     key = ""
     if rest == ["status"]:
         kind = "status"
@@ -112,6 +117,21 @@ class BatchOutcome:
     responses: list[dict[str, Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     """Notices whose state changed."""
+    refused: list[str] = field(default_factory=list)
+    """Why messages of the batch were refused by the store (a reason per message)."""
+
+
+def merge_outcome(into: BatchOutcome, one: BatchOutcome, index: int) -> None:
+    """Add the outcome of the single message at ``index`` of a batch to ``into``."""
+    into.new_events += one.new_events
+    into.duplicates += one.duplicates
+    into.receipts += one.receipts
+    into.retry += [index] if one.retry else []
+    into.state_changes += one.state_changes
+    into.malls_changed |= one.malls_changed
+    into.responses += one.responses
+    into.notices += one.notices
+    into.refused += one.refused
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -140,7 +160,11 @@ def _event_row(m: Incoming, stored_at: datetime) -> dict[str, Any] | None:
         or occurred is None
         or received is None
         or not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not 0 <= priority <= 9
         or not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or not 0 <= seq <= INT32_MAX
     ):
         return None
     return {
@@ -228,6 +252,7 @@ class PatrolStore:
             row = _event_row(m, now)
             if row is None:
                 log.warning("refused an event from %s: missing or malformed fields", m.site)
+                out.refused.append("event with missing or malformed fields")
                 continue
             out.receipts.append((m.site, row["event_id"]))
             if row["event_id"] in rows:

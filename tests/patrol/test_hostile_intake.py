@@ -1,0 +1,294 @@
+"""Hostile input on every subject the patrol workers consume, over a real nats-server.
+
+Whatever a hub (or anyone holding a hub's credentials) publishes under ``mallhub.v1.>``,
+a worker must count what it refuses, acknowledge it (or terminate it) so that JetStream
+does not redeliver it forever, and go on to store the next good message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nats.aio.client import Client as NatsClient
+from sqlalchemy import select
+
+from patrol.consumer import ConsumerStats
+from patrol.inspections import start_inspection
+from patrol.models import InspectionRow
+from patrol.natsnode import NatsCluster
+from patrol.queries import list_alarms
+from patrol.service import PatrolService
+from simulators.city import EmulatedHub, MallSpec
+from tests.patrol.citytest import patrol_config
+from tests.support.hostile import deep_json, hostile_documents, hostile_payloads, to_json
+from tests.support.nats import _need_nats_server
+from tests.support.wait import wait_until
+
+
+def _hub(site: str) -> EmulatedHub:
+    return EmulatedHub(MallSpec(site, "测试商场", "金水区"), "127.0.0.1", 0)
+
+
+def _notice(site: str, notice_id: str) -> dict[str, Any]:
+    at = "2026-12-03T08:00:00Z"
+    step = {"n": 1, "at": at, "action": "issued", "state": "open", "by": "李警官", "via": "police"}
+    return {
+        "schema": "mallhub/notice/1",
+        "site_id": site,
+        "notice_id": notice_id,
+        "state": "open",
+        "overdue": False,
+        "finding": "北门摄像机画面被遮挡",
+        "deadline": "2026-12-10T10:00:00Z",
+        "officer": {"name": "李警官"},
+        "issued_at": at,
+        "updated_at": at,
+        "version": 1,
+        "steps": [step],
+        "ts": at,
+    }
+
+
+def _valid(site: str, request_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """For every kind of subject a worker consumes: a subject and a valid message on it."""
+    hub = _hub(site)
+    alarm = hub.event("alarm.panic", 1, "一键报警", "panic", "btn-000")
+    p = f"mallhub.v1.{site}"
+    return {
+        "status": (f"{p}.status", hub.status("online")),
+        "event": (f"{p}.events.alarm", alarm),
+        "update": (
+            f"{p}.updates",
+            {
+                "event_id": alarm["event_id"],
+                "update_seq": 1,
+                "state": {"state": "acknowledged", "at": alarm["occurred_at"], "by": "x"},
+            },
+        ),
+        "availability": (
+            f"{p}.devices.cam-001.availability",
+            hub.availability("cam-001", "offline"),
+        ),
+        "compliance": (f"{p}.compliance", hub.compliance()),
+        "response": (
+            f"{p}.responses.{request_id}",
+            {"request_id": request_id, "ok": True, "result": {"items": []}},
+        ),
+        "notice": (f"{p}.notices.ZG-1", _notice(site, "ZG-1")),
+    }
+
+
+async def _publish(nc: NatsClient, subject: str, payload: bytes) -> None:
+    # Through JetStream, so that the stream has stored it when this returns.
+    await nc.jetstream().publish(subject, payload)
+
+
+async def _good_alarm_stored(svc: PatrolService, nc: NatsClient, site: str) -> None:
+    alarm = _hub(site).event("alarm.panic", 1, "一键报警", "panic", "btn-000")
+    alarm["seq"] = 1_000
+    await _publish(nc, f"mallhub.v1.{site}.events.alarm", json.dumps(alarm).encode())
+    assert svc.store is not None
+    engine = svc.store.engine
+
+    async def stored() -> bool:
+        return any(a["event_id"] == alarm["event_id"] for a in await list_alarms(engine))
+
+    await wait_until(stored, within=30, what="the good alarm after the hostile ones")
+
+
+async def _all_settled(svc: PatrolService, received: int) -> None:
+    """Every message delivered once and acknowledged: nothing pending, nothing redelivered."""
+    assert svc.nc is not None
+    js = svc.nc.jetstream()
+    await wait_until(lambda: svc.stats.received >= received, within=30, what="all received")
+
+    async def settled() -> bool:
+        info = await js.consumer_info(svc.config.nats.stream, svc.config.nats.durable)
+        return bool(info.num_ack_pending == 0 and info.num_pending == 0)
+
+    await wait_until(settled, within=30, what="every message acknowledged")
+    info = await js.consumer_info(svc.config.nats.stream, svc.config.nats.durable)
+    assert info.num_redelivered == 0
+    assert svc.stats.failed_batches == 0 and svc.stats.retried <= 1
+    assert all(not t.done() for t in svc._tasks), "a worker task ended"
+
+
+async def _inspect_request(svc: PatrolService, site: str) -> str:
+    """An inspection waiting for its answer: the hostile responses reach its handler."""
+    assert svc.store is not None and svc.nc is not None
+    inspection_id = await start_inspection(
+        svc.store,
+        svc.nc,
+        svc.config.inspections,
+        site,
+        officer="李警官",
+        known_sites=frozenset({site}),
+    )
+    async with svc.store.engine.connect() as conn:
+        rid = (
+            await conn.execute(
+                select(InspectionRow.request_id).where(InspectionRow.inspection_id == inspection_id)
+            )
+        ).scalar_one()
+    return str(rid)
+
+
+SITE = "zz-hostile-001"
+
+
+def _surrogate(body: dict[str, Any], path: tuple[str, ...]) -> bytes:
+    doc = json.loads(json.dumps(body))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "\ud800"
+    return to_json(doc)
+
+
+async def test_known_hostile_messages_are_counted_acknowledged_and_the_next_is_stored(
+    nats_node: NatsCluster, tmp_path: Path
+) -> None:
+    pc = patrol_config(nats_node, tmp_path, workers=1)
+    async with PatrolService(pc, web=False) as svc:
+        assert svc.nc is not None
+        rid = await _inspect_request(svc, SITE)
+        valid = _valid(SITE, rid)
+        ev_subject, alarm = valid["event"]
+        cases: list[tuple[str, bytes, str]] = [
+            (ev_subject, deep_json(150_000, "dict"), "nested too deeply"),
+            (ev_subject, deep_json(50, "field"), "nested too deeply"),
+            (ev_subject, _surrogate(alarm, ("text", "zh")), "lone surrogate in a string"),
+            (ev_subject, _surrogate(alarm, ("device", "id")), "lone surrogate in a string"),
+            (ev_subject, to_json({**alarm, "kind": "a\x00b"}), "NUL character in a string"),
+            (ev_subject, to_json({**alarm, "priority": 2**64}), "integer out of range"),
+            (ev_subject, b"[1, 2]", "payload is not a JSON object"),
+            (ev_subject, b"\xff\xfe{}", "payload is not JSON"),
+            (ev_subject, b'{"a": NaN}', "payload is not JSON"),
+            (ev_subject, b"1" * 5000, "payload is not JSON"),
+            (
+                ev_subject,
+                to_json({**alarm, "site": {**alarm["site"], "id": "zz-other-002"}}),
+                "site.id in the payload differs from the topic",
+            ),
+        ]
+        for kind, (subject, body) in valid.items():
+            cases.append((subject, deep_json(100_000, "list"), "nested too deeply"))
+            cases.append((subject, to_json({**body, "site_id": "zz-other-002"}), "site_id"))
+            if kind != "event":
+                cases.append((subject, _surrogate(body, ("ts",)), "lone surrogate in a string"))
+        # Values the intake lets through but the store cannot hold or must not believe:
+        # extreme dates and numbers, wrong types. Counted only when they are refused; in any
+        # case acknowledged once and never a failed batch.
+        tolerated = [
+            (ev_subject, to_json({**alarm, "occurred_at": "0001-01-01T00:00:00+14:00"})),
+            (ev_subject, to_json({**alarm, "received_at": "9999-12-31T23:59:59-14:00"})),
+            (ev_subject, to_json({**alarm, "seq": 2**62})),
+            (ev_subject, to_json({**alarm, "priority": 10**12})),
+            (ev_subject, to_json({**alarm, "event_id": ["x"]})),
+            (valid["status"][0], to_json({**valid["status"][1], "state": ["online"]})),
+            (
+                valid["compliance"][0],
+                to_json({**valid["compliance"][1], "evaluated_at": "9999-12-31T23:59:59-14:00"}),
+            ),
+            (
+                valid["availability"][0],
+                to_json({**valid["availability"][1], "since": "0001-01-01T00:00:00+14:00"}),
+            ),
+            (valid["update"][0], to_json({**valid["update"][1], "state": {"at": 10**40}})),
+            (valid["response"][0], to_json({"request_id": rid, "ok": True, "result": 1e308})),
+        ]
+        for subject, payload, _ in cases:
+            await _publish(svc.nc, subject, payload)
+        for subject, payload in tolerated:
+            await _publish(svc.nc, subject, payload)
+        await _good_alarm_stored(svc, svc.nc, SITE)
+        await _all_settled(svc, len(cases) + len(tolerated) + 1)
+        assert svc.stats.invalid >= len(cases)
+        for _, _, reason in cases:
+            assert any(reason in r for r in svc.stats.refused), (reason, svc.stats.refused)
+        # No bogus alarm was stored from the hostile ones: only the good one.
+        assert svc.store is not None
+        assert len(await list_alarms(svc.store.engine)) == 1
+
+
+# --- the hostile-value strategy over every subject --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_node() -> Iterator[NatsCluster]:
+    """One nats-server for every example of the property below (a fresh store each)."""
+    _need_nats_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = NatsCluster(Path(tmp) / "nats", 1)
+        try:
+            cluster.start()
+            asyncio.run(cluster.wait_jetstream())
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+KINDS = ["status", "event", "update", "availability", "compliance", "response", "notice"]
+_TEMPLATES = _valid(SITE, "patrol-0000000000000000")
+
+
+def _payloads_for(kind: str) -> st.SearchStrategy[bytes]:
+    return st.one_of(hostile_documents(_TEMPLATES[kind][1]), hostile_payloads())
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(
+    batch=st.lists(
+        st.sampled_from(KINDS).flatmap(lambda k: st.tuples(st.just(k), _payloads_for(k))),
+        min_size=1,
+        max_size=12,
+    ),
+    subject_site=st.sampled_from([SITE, "zz-other-002", "zz.dotted", "x" * 100]),
+)
+def test_hostile_values_on_every_subject_never_stop_a_worker(
+    shared_node: NatsCluster, batch: list[tuple[str, bytes]], subject_site: str
+) -> None:
+    asyncio.run(_hostile_scenario(shared_node, batch, subject_site))
+
+
+async def _hostile_scenario(
+    cluster: NatsCluster, batch: list[tuple[str, bytes]], subject_site: str
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        pc = patrol_config(cluster, Path(tmp), workers=1)
+        async with PatrolService(pc, web=False) as svc:
+            assert svc.nc is not None
+            rid = await _inspect_request(svc, SITE)
+            subjects = {k: s for k, (s, _) in _valid(SITE, rid).items()}
+            for kind, payload in batch:
+                if len(payload) > svc.nc.max_payload:
+                    continue  # the server refuses it: it never reaches a worker
+                subject = subjects[kind].replace(f".{SITE}.", f".{subject_site}.", 1)
+                await _publish(svc.nc, subject, payload)
+            try:
+                await _good_alarm_stored(svc, svc.nc, SITE)
+                await _all_settled(svc, 2)
+                _consistent(svc.stats)
+            finally:
+                # The next example starts from an empty stream.
+                await svc.nc.jetstream().delete_stream(pc.nats.stream)
+
+
+def _consistent(stats: ConsumerStats) -> None:
+    assert stats.invalid == sum(stats.refused.values())
