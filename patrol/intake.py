@@ -28,7 +28,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _problem(value: object) -> str | None:
+def problem_in(value: object) -> str | None:
     """Why a decoded value cannot be stored, or None; iterative, so never recursion."""
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
@@ -68,5 +68,5 @@ def decode(data: bytes) -> dict[str, Any] | str:
         return "payload is not JSON"
     if not isinstance(body, dict):
         return "payload is not a JSON object"
-    problem = _problem(body)
+    problem = problem_in(body)
     return body if problem is None else problem

@@ -25,6 +25,7 @@ from hub.web.auth import CSRF_HEADER, LoginGuard, SessionStore, csrf_ok
 from patrol.auth import Officer, get_officer
 from patrol.config import PatrolConfig
 from patrol.i18n import LANG_COOKIE, lang_of, strings
+from patrol.intake import problem_in
 from patrol.store import PatrolStore
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,21 @@ async def json_body(request: web.Request, limit: int = 16 * 1024) -> dict[str, A
     if len(raw) > limit:
         raise ApiError(413, "too_large", f"the body is over {limit} bytes")
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(raw or b"{}", parse_constant=_no_constant)
+    except RecursionError:
+        raise ApiError(400, "malformed", "the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "malformed", "the body is not JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object")
+    problem = problem_in(body)
+    if problem is not None:
+        raise ApiError(400, "malformed", f"the body is refused: {problem}")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def page(lang: str, title: str, body: str, script: str | None = None) -> web.Response:
