@@ -45,6 +45,29 @@ def valid_site_id(site_id: object) -> bool:
     return isinstance(site_id, str) and SITE_ID.fullmatch(site_id) is not None
 
 
+def console_origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) address with nothing but a host and a port (an
+    optional trailing ``/``), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or not url.isascii()
+    ):
+        return None
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,12 +114,26 @@ class Mall(Model):
     site_id: str = Field(description=SITE_ID_RULE)
     name: str = Field(default="", max_length=200)
     district: str = Field(default="", max_length=100, description="e.g. 金水区")
+    console_url: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The mall hub's console as the police reach it, http(s)://host[:port] "
+        "(its http.public_url). Pictures the hub sends as URLs are fetched only from this "
+        "scheme, host and port; without it they are not fetched.",
+    )
 
     @field_validator("site_id")
     @classmethod
     def _site(cls, v: str) -> str:
         if not valid_site_id(v):
             raise ValueError(f"a site id has {SITE_ID_RULE}")
+        return v
+
+    @field_validator("console_url")
+    @classmethod
+    def _console(cls, v: str | None) -> str | None:
+        if v is not None and console_origin(v) is None:
+            raise ValueError("must be http://host[:port] or https://host[:port], nothing more")
         return v
 
 

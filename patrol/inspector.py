@@ -98,4 +98,5 @@ async def run_inspector(config: PatrolConfig, store: PatrolStore, nc: NatsClient
     """The clock, and the picture fetcher beside it (a slow hub does not hold the clock)."""
     async with asyncio.TaskGroup() as tg:
         tg.create_task(_every("inspection clock", TICK_S, lambda: tick(config, store, nc)))
-        tg.create_task(_every("picture fetch", TICK_S, lambda: fetch_pictures(store)))
+        consoles = {m.site_id: m.console_url for m in config.malls}
+        tg.create_task(_every("picture fetch", TICK_S, lambda: fetch_pictures(store, consoles)))

@@ -20,7 +20,7 @@ from simulators.camera import CameraFarm
 from tests.health.mall import USER
 from tests.notices.mall import cameras_warm, notice_rows
 from tests.patrol.citytest import patrol_config
-from tests.patrol.test_inspections import SITE, site
+from tests.patrol.test_inspections import SITE, console, site
 from tests.support.wait import wait_until
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -50,7 +50,14 @@ async def test_officer_inspects_a_real_hub_and_closes_a_notice_in_the_browser(
     pc = patrol_config(
         nats_node,
         tmp_path,
-        malls=[{"site_id": SITE, "name": "金水测试商场", "district": "金水区"}],
+        malls=[
+            {
+                "site_id": SITE,
+                "name": "金水测试商场",
+                "district": "金水区",
+                "console_url": console(cfg),
+            }
+        ],
     )
     password = secrets.token_urlsafe(12)
     async with PatrolService(pc) as svc, Hub(cfg) as hub:

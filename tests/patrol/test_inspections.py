@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.app import Hub
+from hub.broker import free_port
 from hub.config import SiteConfig
 from patrol.auth import add_user
 from patrol.inspections import list_inspections
@@ -80,7 +81,14 @@ def site(farm: CameraFarm, password: str, nats: NatsCluster, tmp_path: Path) -> 
             camera_entry("cam-park-1", farm[1], password, zone="parking", role="parking"),
         ],
         health={**MANUAL, "probe_timeout_s": 3},
+        # A port known in advance: the patrol service fetches pictures from this console only.
+        http_port=free_port(),
     )
+
+
+def console(cfg: SiteConfig) -> str:
+    """The hub's console address, as the patrol configuration names it."""
+    return f"http://127.0.0.1:{cfg.http.port}"
 
 
 async def _audit(svc: PatrolService, target: str) -> list[str]:
@@ -100,7 +108,14 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
         nats_node,
         tmp_path,
         database_url=database_url,
-        malls=[{"site_id": SITE, "name": "金水测试商场", "district": "金水区"}],
+        malls=[
+            {
+                "site_id": SITE,
+                "name": "金水测试商场",
+                "district": "金水区",
+                "console_url": console(cfg),
+            }
+        ],
         inspections={"unit": "金水分局"},
     )
     password = secrets.token_urlsafe(12)

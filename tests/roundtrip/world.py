@@ -245,7 +245,14 @@ async def round_trip(
     pc = patrol_config(
         nats,
         tmp_path,
-        malls=[{"site_id": SITE, "name": cfg.site.name, "district": "金水区"}],
+        malls=[
+            {
+                "site_id": SITE,
+                "name": cfg.site.name,
+                "district": "金水区",
+                "console_url": env["DEMO_PUBLIC_URL"],
+            }
+        ],
         **patrol_settings,
     )
     password = secrets.token_urlsafe(12)
