@@ -18,6 +18,7 @@ from aiohttp import web
 
 from hub.store.writer import iso
 from hub.web.auth import LoginGuard, SessionStore
+from hub.web.replycache import ReplyCache
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -149,6 +150,8 @@ class WebState:
     token_touched: dict[int, float] = field(default_factory=dict)
     snapshot_secret: bytes | None = None
     stopping: bool = False
+    replies: ReplyCache = field(default_factory=ReplyCache)
+    """Answers kept between requests (metrics, devices, compliance)."""
 
 
 STATE: web.AppKey[WebState] = web.AppKey("mallhub_web", WebState)

@@ -30,6 +30,11 @@ def json_reply(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
+def bytes_reply(body: bytes, status: int = 200) -> web.Response:
+    """A reply already encoded as JSON (see ``hub.web.replycache``)."""
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
 def via_of(p: Principal) -> str:
     return "console" if p.via == "session" else "api"
 

@@ -13,11 +13,12 @@ from hub.compliance.records import end_of_day
 from hub.compliance.report import render_html, report_json
 from hub.compliance.rules import local_date
 from hub.store.writer import now_utc
-from hub.web.api.common import deps_of, json_reply, parse_when
+from hub.web.api.common import bytes_reply, deps_of, json_reply, parse_when
 from hub.web.api.params import COMPLIANCE_AT, q
 from hub.web.csp import csp_with_style_nonce, style_nonce
 from hub.web.routing import ARGS, Endpoint, unprocessable
 from hub.web.schemas import ref
+from hub.web.state import state_of
 
 if TYPE_CHECKING:
     from hub.web.state import WebDeps
@@ -57,7 +58,11 @@ def _at_from_args(deps: WebDeps, a: dict[str, Any]) -> datetime | None:
 
 async def h_compliance(request: web.Request) -> web.StreamResponse:
     deps = deps_of(request)
-    result = await compliance_result(deps, _at_from_args(deps, request[ARGS]))
+    at = _at_from_args(deps, request[ARGS])
+    result = await compliance_result(deps, at)
+    if at is None:
+        # The service's latest result: its report is encoded once, not per request.
+        return bytes_reply(state_of(request).replies.compliance(result, report_json))
     return json_reply(report_json(result))
 
 

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.store.writer import now_utc
 from hub.web import queries
-from hub.web.api.common import deps_of, file_response, json_reply, principal
+from hub.web.api.common import bytes_reply, deps_of, file_response, json_reply, principal
 from hub.web.api.params import BIG, DEVICE_ID, LIMIT, q
 from hub.web.routing import ARGS, Endpoint, conflict, not_found
 from hub.web.schemas import obj, ref
-from hub.web.state import jsonable
+from hub.web.state import jsonable, state_of
 
 
 def _device_or_404(request: web.Request) -> str:
@@ -24,10 +25,15 @@ def _device_or_404(request: web.Request) -> str:
 async def h_devices(request: web.Request) -> web.StreamResponse:
     deps = deps_of(request)
     a = request[ARGS]
-    items = await queries.devices(deps.engine, deps.index)
-    counts: dict[str, int] = {}
-    for d in items:
-        counts[d["state"]] = counts.get(d["state"], 0) + 1
+    replies = state_of(request).replies
+    replies.watch(deps.writer)
+    kept = replies.devices(now_utc())
+    if kept is None:
+        generation = replies.generation
+        kept = replies.keep_devices(await queries.devices(deps.engine, deps.index), generation)
+    if not any(a.get(k) for k in ("floor", "zone", "type", "state", "not_online")):
+        return bytes_reply(kept.body)
+    items, counts = kept.items, kept.counts
     if a.get("floor"):
         items = [d for d in items if d["floor"] == a["floor"]]
     if a.get("zone"):

@@ -39,8 +39,7 @@ async def h_readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def h_metrics(request: web.Request) -> web.StreamResponse:
-    deps = deps_of(request)
-    data = deps.metrics.render()
+    data = state_of(request).replies.metrics(deps_of(request).metrics.render)
     return web.Response(
         body=data, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     )
