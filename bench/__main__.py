@@ -21,6 +21,7 @@ NAMES = (
     "throughput",
     "siacompare",
     "busy",
+    "consolecost",
     "health",
     "video",
     "simcams",
