@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JsError
 
 from patrol.config import PatrolConfig
 from patrol.consumer import ConsumerStats, Worker, ensure_stream
@@ -30,6 +34,10 @@ from patrol.web import WebApp
 from patrol.webbase import State
 
 log = logging.getLogger(__name__)
+START_ERRORS = (NatsError, JsError, OSError, TimeoutError)
+"""What a start step meets while a node dies or the cluster elects its leaders."""
+START_RETRY_MIN_S = 0.2
+START_RETRY_MAX_S = 3.0
 # nats-py reports every reconnect attempt as an error; the service says what matters itself.
 logging.getLogger("nats").setLevel(logging.CRITICAL)
 
@@ -91,6 +99,8 @@ class PatrolService:
         self.store: PatrolStore | None = None
         self.web: WebApp | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.start_retries = 0
+        """Start steps that failed on the cluster and were tried again."""
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -108,9 +118,10 @@ class PatrolService:
         self.nc = await connect_nats(self.config)
         self._stack.push_async_callback(self.nc.close)
         js = self.nc.jetstream()
-        await ensure_stream(js, self.config)
+        nc, store = self.nc, self.store
+        await self._until_done("stream", lambda: ensure_stream(js, self.config))
         if self.rebuild:
-            await rebuild_from_retained(self.nc, self.store)
+            await self._until_done("retained", lambda: rebuild_from_retained(nc, store))
         for i in range(self.n_workers):
             w = Worker(self.config, self.store, self.nc, name=f"worker-{i + 1}", stats=self.stats)
             self._tasks.append(asyncio.create_task(w.run(), name=f"patrol-worker-{i + 1}"))
@@ -126,6 +137,27 @@ class PatrolService:
             self.web = await self._stack.enter_async_context(
                 WebApp(state, self.config.http.host, self.http_port)
             )
+
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run a start step that needs the cluster until it succeeds, as a running worker
+        retries a fetch: a node dying now, or a cluster still electing its leaders, costs a
+        wait (the client moves to another node meanwhile), never the process."""
+        delay = START_RETRY_MIN_S
+        while True:
+            try:
+                await step()
+                return
+            except START_ERRORS as exc:
+                self.start_retries += 1
+                log.log(
+                    logging.WARNING if self.start_retries % 10 == 1 else logging.DEBUG,
+                    "start: %s not ready (%s: %s); retrying",
+                    what,
+                    type(exc).__name__,
+                    str(exc)[:120],
+                )
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, START_RETRY_MAX_S)
 
     async def _stop(self) -> None:
         for t in self._tasks:
