@@ -27,11 +27,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from patrol.clock import now_utc
 from patrol.config import PatrolConfig
-from patrol.intake import decode
+from patrol.intake import TRANSIENT, decode
 from patrol.store import BatchOutcome, Incoming, PatrolStore, classify, merge_outcome
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 SUBJECTS = "mallhub.v1.>"
 LIVE_SUBJECT = "patrol.v1.live"
 RETRY_DELAY_S = 1.0
-TRANSIENT = (OperationalError, OSError, TimeoutError)
-"""Failures of the store itself (lost connection, locked database): the batch is retried."""
 
 
 def _why(exc: Exception) -> str:

@@ -18,8 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 MAX_BYTES = 8 * 1024 * 1024
 """Larger than any contract message (an inspection with inline pictures stays under it)."""
+TRANSIENT = (OperationalError, OSError, TimeoutError)
+"""Failures of the store itself (lost connection, locked database), not of a message: the
+write is tried again later rather than the message refused."""
 MAX_DEPTH = 32
 INT_LIMIT = 2**63
 

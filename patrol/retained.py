@@ -20,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from patrol.intake import decode
+from patrol.intake import TRANSIENT, decode
 from patrol.store import Incoming, PatrolStore, classify
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,33 @@ async def rebuild_from_retained(nc: NatsClient, store: PatrolStore, batch: int =
             "notice",
         ):
             items.append(item)
+    refused = len(latest) - len(items)
     for i in range(0, len(items), batch):
-        await store.write(items[i : i + batch])
-    log.info("rebuilt from %d retained messages", len(items))
+        refused += await _write(store, items[i : i + batch])
+    log.info("rebuilt from %d retained messages (%d not applied)", len(items), refused)
     return len(items)
+
+
+async def _write(store: PatrolStore, items: list[Incoming]) -> int:
+    """Write a chunk; when the store refuses it, one message at a time, skipping the ones
+    it cannot take (a hub's bad retained message must not stop the service's start).
+    Returns how many were skipped."""
+    try:
+        await store.write(items)
+        return 0
+    except TRANSIENT:
+        raise
+    except Exception:
+        pass
+    skipped = 0
+    for item in items:
+        try:
+            await store.write([item])
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            skipped += 1
+            log.warning(
+                "retained %s of %s not applied: %s", item.kind, item.site, type(exc).__name__
+            )
+    return skipped

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ from patrol.consumer import ConsumerStats
 from patrol.inspections import start_inspection
 from patrol.models import InspectionRow
 from patrol.natsnode import NatsCluster
-from patrol.queries import list_alarms
+from patrol.queries import list_alarms, list_malls
 from patrol.service import PatrolService
 from simulators.city import EmulatedHub, MallSpec
 from tests.patrol.citytest import patrol_config
@@ -292,3 +293,37 @@ async def _hostile_scenario(
 
 def _consistent(stats: ConsumerStats) -> None:
     assert stats.invalid == sum(stats.refused.values())
+
+
+async def test_hostile_retained_messages_do_not_stop_the_start(
+    nats_node: NatsCluster, tmp_path: Path
+) -> None:
+    """What a hub left retained is read at every start: hostile copies are refused and the
+    service starts, with the good ones applied."""
+    bad_site, good_site = "zz-retained-bad", "zz-retained-good"
+    bad = _hub(bad_site)
+    status = bad.status("online")
+    avail = bad.availability("cam-001", "offline")
+    # One per retained topic (only the latest copy of a topic is kept).
+    hostile: list[tuple[str, bytes]] = [
+        ("status", _surrogate(status, ("version",))),
+        ("compliance", deep_json(100_000, "list")),
+        ("devices/cam-001/availability", to_json({**avail, "device_type": "\x00"})),
+        ("devices/cam-002/availability", to_json({**avail, "since": "9999-12-31T23:59:59-14:00"})),
+        ("notices/ZG-1", _surrogate(_notice(bad_site, "ZG-1"), ("finding",))),
+        ("notices/ZG-2", deep_json(20_000, "field")),
+    ]
+    good = _hub(good_site).status("online")
+    host, port = nats_node.mqtt_urls[0].removeprefix("mqtt://").split(":")
+    async with aiomqtt.Client(host, int(port), identifier="hostile-hub") as c:
+        for suffix, payload in hostile:
+            await c.publish(f"mallhub/v1/{bad_site}/{suffix}", payload, qos=1, retain=True)
+        await c.publish(f"mallhub/v1/{good_site}/status", json.dumps(good), qos=1, retain=True)
+    pc = patrol_config(nats_node, tmp_path, workers=1)
+    async with PatrolService(pc, web=False) as svc:
+        assert svc.store is not None
+        malls = {m["site_id"]: m for m in await list_malls(svc.store.engine)}
+        assert malls[good_site]["state"] == "online"
+        assert bad_site not in malls or malls[bad_site]["state"] != "online"
+        assert svc.nc is not None
+        await _good_alarm_stored(svc, svc.nc, good_site)

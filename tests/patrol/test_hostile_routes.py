@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from patrol.queries import list_alarms
 from patrol.service import PatrolService
 from simulators.city import EmulatedHub, MallSpec
 from tests.patrol.citytest import patrol_config
-from tests.support.hostile import to_json
+from tests.support.hostile import percent_encoded, to_json
 from tests.support.wait import wait_until
 from tests.web.test_hostile_routes import (
     Checker,
@@ -171,5 +172,65 @@ async def test_every_patrol_route_survives_hostile_values(
                 assert r.status == 401
             assert c.reached > c.sent // 2, (c.reached, c.sent)
     assert c.sent > 1000
+    crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert crashes == [], [(r.name, r.getMessage()) for r in crashes[:10]]
+
+
+PAGE_QUERY = ("lang", "site_id", "state", "by", "next", "limit")
+"""Query parameters tried on every page (the pages read some of these)."""
+
+
+async def test_every_patrol_page_survives_hostile_values(
+    service: PatrolService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTML pages (not in the API document), found in the app's router: each path
+    parameter and query parameter hostile, logged in as an officer — an answer, never a
+    5xx or a traceback."""
+    assert service.store is not None and service.web is not None
+    samples = await _samples(service)
+    password = secrets.token_urlsafe(12)
+    await add_user(service.store.engine, "li", "officer", password)
+    pages = sorted(
+        {
+            r.canonical
+            for r in service.web.app.router.resources()
+            if not r.canonical.startswith(("/api/", "/static"))
+        }
+    )
+    assert "/" in pages and "/notices/{notice_id}" in pages, pages
+    caplog.set_level(logging.WARNING)
+    values = url_values()
+    problems: list[str] = []
+    sent = 0
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(service.web.url, cookie_jar=jar) as s:
+        async with s.post("/api/v1/session", json={"name": "li", "password": password}) as r:
+            assert r.status == 200, await r.text()
+        for page in pages:
+            names = re.findall(r"\{([a-z_]+)\}", page)
+            urls: list[tuple[str, URL]] = []
+            for v in values:
+                for name in names:
+                    path = page
+                    for other in names:
+                        value = v if other == name else samples.get(other, "x")
+                        path = path.replace("{" + other + "}", percent_encoded(value) or "x")
+                    urls.append((f"{name}={v!r}", URL(path, encoded=True)))
+                base = page
+                for other in names:
+                    base = base.replace("{" + other + "}", samples.get(other, "x"))
+                for q in PAGE_QUERY:
+                    url = URL(f"{base}?{q}={percent_encoded(v)}", encoded=True)
+                    urls.append((f"{q}={v!r}", url))
+            for what, url in urls:
+                async with s.get(url, allow_redirects=False) as r:
+                    sent += 1
+                    text = await r.text(errors="replace")
+                    if r.status >= 500 or "Traceback" in text:
+                        problems.append(f"GET {page} [{what}] → {r.status}"[:160])
+        async with s.get("/api/v1/me") as r:
+            assert r.status == 200  # still logged in: the pages were reached as an officer
+    assert sent > 500
+    assert problems == [], "\n".join(problems[:30])
     crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert crashes == [], [(r.name, r.getMessage()) for r in crashes[:10]]
