@@ -403,7 +403,8 @@ class PatrolStore:
         latest: dict[tuple[str, str], Incoming] = {}
         for m in items:
             if m.body.get("state") in ("online", "degraded", "offline", "unknown"):
-                latest[(m.site, m.key)] = m
+                # Keyed as stored (64 characters): one row per device in one statement.
+                latest[(m.site, m.key[:64])] = m
         if not latest:
             return
         stmt = _insert(conn, DeviceRow)

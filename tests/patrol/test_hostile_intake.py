@@ -10,23 +10,26 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client as NatsClient
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, OperationalError
 
-from patrol.consumer import ConsumerStats
+from patrol.consumer import ConsumerStats, Worker, ensure_stream
 from patrol.inspections import start_inspection
-from patrol.models import InspectionRow
+from patrol.models import InspectionRow, open_store
 from patrol.natsnode import NatsCluster
 from patrol.queries import list_alarms, list_malls
 from patrol.service import PatrolService
+from patrol.store import BatchOutcome, Incoming, PatrolStore
 from simulators.city import EmulatedHub, MallSpec
 from tests.patrol.citytest import patrol_config
 from tests.support.hostile import deep_json, hostile_documents, hostile_payloads, to_json
@@ -327,3 +330,65 @@ async def test_hostile_retained_messages_do_not_stop_the_start(
         assert bad_site not in malls or malls[bad_site]["state"] != "online"
         assert svc.nc is not None
         await _good_alarm_stored(svc, svc.nc, good_site)
+
+
+class FaultyStore(PatrolStore):
+    """The real store with a fault switch: a message whose event_id is in ``poison`` makes
+    the write fail as a value the database refuses would; ``outage`` fails the next writes
+    as a lost database connection does."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.poison: set[str] = set()
+        self.outage = 0
+
+    async def write(self, items: Sequence[Incoming]) -> BatchOutcome:
+        if self.outage:
+            self.outage -= 1
+            raise OperationalError("INSERT", {}, ConnectionError("the database went away"))
+        if any(m.body.get("event_id") in self.poison for m in items):
+            raise DataError("INSERT", {}, ValueError("value out of range for the column"))
+        return await super().write(items)
+
+
+async def test_a_message_the_store_refuses_is_terminated_alone_and_an_outage_is_retried(
+    nats_node: NatsCluster, tmp_path: Path
+) -> None:
+    pc = patrol_config(nats_node, tmp_path, workers=1, batch=50)
+    engine = await open_store(pc.database_url.get_secret_value())
+    nc = await nats.connect(nats_node.urls[0])
+    worker_task: asyncio.Task[None] | None = None
+    try:
+        await ensure_stream(nc.jetstream(), pc)
+        store = FaultyStore(engine)
+        hub = _hub(SITE)
+        alarms = [hub.event("alarm.panic", 1, "一键报警", "panic", "btn-000") for _ in range(6)]
+        store.poison = {alarms[2]["event_id"]}
+        store.outage = 1
+        for a in alarms:
+            await _publish(nc, f"mallhub.v1.{SITE}.events.alarm", json.dumps(a).encode())
+        worker = Worker(pc, store, nc)
+        worker_task = asyncio.create_task(worker.run(), name="worker-under-test")
+
+        async def others_stored() -> bool:
+            return len(await list_alarms(engine)) == 5
+
+        await wait_until(others_stored, within=60, what="the five good alarms stored")
+        stored = {a["event_id"] for a in await list_alarms(engine)}
+        assert alarms[2]["event_id"] not in stored
+        assert stored == {a["event_id"] for a in alarms} - store.poison
+        # The outage failed one batch, redelivered; the poisoned message was refused alone.
+        assert worker.stats.failed_batches == 1
+        assert worker.stats.refused["not storable: ValueError"] == 1
+
+        async def settled() -> bool:
+            info = await nc.jetstream().consumer_info(pc.nats.stream, pc.nats.durable)
+            return bool(info.num_ack_pending == 0 and info.num_pending == 0)
+
+        await wait_until(settled, within=30, what="every message acknowledged or terminated")
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            await asyncio.gather(worker_task, return_exceptions=True)
+        await nc.close()
+        await engine.dispose()
