@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from aiohttp import web
 from patrol.auth import Officer
 from patrol.clock import now_utc, parse_ts
 from patrol.config import valid_site_id
-from patrol.i18n import LANG_COOKIE, strings
+from patrol.i18n import LANG_COOKIE, strings, word
 from patrol.inspections import get_inspection, list_inspections, mall_names, results
 from patrol.notices import get_notice, list_notices
 from patrol.schedule import CST
@@ -131,7 +132,69 @@ def _hub_url(snap: object) -> str | None:
     return None
 
 
-def _evidence(i: dict[str, Any], inspection_id: str, t: dict[str, str], lang: str) -> str:
+def _hub_words(text: str, t: dict[str, str]) -> str:
+    """Free text from the hub, shown as sent and labelled as the hub's words."""
+    return f'<span class="hub-words">{e(t["hub_words"])}：<q class="hub-text">{e(text)}</q></span>'
+
+
+def rules_naming(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """For each camera and device item, the rule items whose explanation names its id."""
+    rules = [r for r in items if r["kind"] == "rule"]
+    texts = []
+    for r in rules:
+        expl = r["detail"].get("explanation")
+        words = expl.values() if isinstance(expl, dict) else []
+        texts.append(" ".join(str(w) for w in words))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in items:
+        dev = i["detail"].get("device_id")
+        if i["kind"] not in ("camera", "device") or not isinstance(dev, str) or not dev:
+            continue
+        named = re.compile(rf"(?<![\w-]){re.escape(dev)}(?![\w-])")
+        out[i["item_id"]] = [r for r, x in zip(rules, texts, strict=True) if named.search(x)]
+    return out
+
+
+def _device(
+    i: dict[str, Any], t: dict[str, str], lang: str, naming: list[dict[str, Any]]
+) -> list[str]:
+    """A camera's or device's state as the hub answered it, its place and the rules naming
+    it (their result at that moment)."""
+    d = i["detail"]
+    parts = []
+    state = d.get("state")
+    if isinstance(state, dict):
+        code = str(state.get("state", ""))
+        since = state.get("since")
+        when = f"（{e(t['since'])} {_when(since, lang)}）" if isinstance(since, str) else ""
+        parts.append(
+            f'<span class="dev-state" data-state="{e(code)}">{e(t["device_state"])}：'
+            f"<strong>{e(word(t, 'hs_', code))}</strong>{when}</span>"
+        )
+        if state.get("reason"):
+            parts.append(_hub_words(str(state["reason"]), t))
+    if i["kind"] == "device" and d.get("type"):
+        parts.append(f"<span>{e(t['device_type'])}：{e(word(t, 'dt_', d['type']))}</span>")
+    if d.get("role"):
+        parts.append(f"<span>{e(t['place'])}：{e(word(t, 'role_', d['role']))}</span>")
+    if naming:
+        refs = "；".join(
+            f'<span class="rule-ref" data-rule="{e(str(r["detail"].get("rule_id", "")))}" '
+            f'data-status="{e(r["status"])}">{e(_title(r, lang))} '
+            f"<strong>{e(_status(r, t))}</strong></span>"
+            for r in naming
+        )
+        parts.append(f'<span class="rules-naming">{e(t["rules_naming"])}：{refs}</span>')
+    return parts
+
+
+def _evidence(
+    i: dict[str, Any],
+    inspection_id: str,
+    t: dict[str, str],
+    lang: str,
+    naming: list[dict[str, Any]] | None = None,
+) -> str:
     parts = []
     if i["has_picture"]:
         src = f"/api/v1/inspections/{e(inspection_id)}/items/{e(i['item_id'])}/picture"
@@ -146,14 +209,18 @@ def _evidence(i: dict[str, Any], inspection_id: str, t: dict[str, str], lang: st
     if i["taken_at"]:
         parts.append(f"<span>{e(t['taken_at'])} {_when(i['taken_at'], lang)}</span>")
     err = i["detail"].get("error")
-    if isinstance(err, dict):
-        parts.append(f'<span class="err">{e(str(err.get("message", "")))}</span>')
+    if isinstance(err, dict) and i["kind"] != "hub":
+        parts.append(_hub_words(str(err.get("message", "")), t))
+    if i["kind"] in ("camera", "device"):
+        parts += _device(i, t, lang, naming or [])
     if i["kind"] == "rule":
         expl = i["detail"].get("explanation")
         if isinstance(expl, dict):
             parts.append(f"<span>{e(str(expl.get('en' if lang == 'en' else 'zh', '')))}</span>")
     if i["kind"] == "hub":
-        parts.append(f"<span>{e(i['note'])}</span>")
+        # The hub's refusal is its own words; "no answer" is this service's finding.
+        note = str(i["note"])
+        parts.append(_hub_words(note, t) if isinstance(err, dict) else f"<span>{e(note)}</span>")
     return "<br>".join(parts)
 
 
@@ -168,7 +235,7 @@ def waiting_pictures(insp: dict[str, Any]) -> int:
 
 def _status(i: dict[str, Any], t: dict[str, str]) -> str:
     """The hub's word for the item, in the page's language (the code when unknown)."""
-    return str(t.get(f"hs_{i['status']}", i["status"]))
+    return word(t, "hs_", i["status"])
 
 
 def _title(i: dict[str, Any], lang: str) -> str:
@@ -197,6 +264,7 @@ async def page_inspection(request: web.Request) -> web.Response:
     open_now = insp["state"] in ("answered", "no_answer", "refused")
     deadline = (now_utc() + timedelta(days=st.config.inspections.notice_days)).astimezone(CST)
     rows = []
+    naming = rules_naming(insp["items"])
     for i in insp["items"]:
         finding = t[i["finding"]] if i["finding"] else t["no_finding"]
         note = f": {e(i['note'])}" if i["note"] and i["kind"] != "hub" else ""
@@ -226,7 +294,7 @@ async def page_inspection(request: web.Request) -> web.Response:
             f"<td>{i['n']}</td><td>{e(t.get('kind_' + i['kind'], i['kind']))}</td>"
             f"<td>{e(_title(i, lang))}</td>"
             f'<td class="status" data-status="{e(i["status"])}">{e(_status(i, t))}</td>'
-            f"<td>{_evidence(i, inspection_id, t, lang)}</td>"
+            f"<td>{_evidence(i, inspection_id, t, lang, naming.get(i['item_id']))}</td>"
             f'<td class="finding">{e(finding)}{note}</td>'
             f'<td class="actions">{actions}</td></tr>'
         )
@@ -254,7 +322,11 @@ async def page_inspection(request: web.Request) -> web.Response:
         f'data-site="{e(insp["site_id"])}" data-state="{e(insp["state"])}" '
         f'data-pictures="{waiting_pictures(insp)}">'
         f'<p>{e(t["state"])}: <strong id="inspection-state">{e(state)}</strong>'
-        + (f' <span class="err">{e(str(error.get("message", "")))}</span>' if error else "")
+        + (
+            f' <span class="err">{_hub_words(str(error.get("message", "")), t)}</span>'
+            if error
+            else ""
+        )
         + f'</p><dl class="facts">{dl}</dl>'
         + _table(
             ["#", t["kind"], t["item"], t["hub_says"], t["evidence"], t["finding"], ""],
@@ -280,9 +352,12 @@ async def page_record(request: web.Request) -> web.Response:
     )
     if insp is None:
         raise web.HTTPNotFound(text=t["no_rows"])
+    naming = rules_naming(insp["items"])
     rows = [
         f'<tr data-item="{e(i["item_id"])}"><td>{i["n"]}</td><td>{e(_title(i, lang))}</td>'
-        f"<td>{e(_status(i, t))}</td><td><code>{e(i['sha256'] or '')}</code></td>"
+        f"<td>{e(_status(i, t))}"
+        + "".join(f"<br>{p}" for p in _device(i, t, lang, naming.get(i["item_id"], [])))
+        + f"</td><td><code>{e(i['sha256'] or '')}</code></td>"
         f"<td>{_when(i['taken_at'], lang)}</td>"
         f"<td>{e(t[i['finding']] if i['finding'] else t['no_finding'])}</td>"
         f"<td>{e(i['note'])}</td></tr>"
@@ -304,7 +379,7 @@ async def page_record(request: web.Request) -> web.Response:
         (
             t["compliance"],
             f"{t.get(str(comp.get('overall')), str(comp.get('overall', '')))} "
-            + " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+            + " ".join(f"{word(t, 'cnt_', k)} {v}" for k, v in sorted(counts.items())),
         ),
     ]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v if '<' in v else e(v)}</dd>" for k, v in facts)
@@ -415,11 +490,16 @@ def _step(s: dict[str, Any], t: dict[str, str], lang: str, n: dict[str, Any]) ->
             src = f"/api/v1/notices/{e(n['notice_id'])}/evidence/{e(p['sha256'])}"
             shas += f'<br><a href="{src}"><img class="thumb" src="{src}" alt=""></a>'
         shas += f'<br>{e(p["camera_id"])} <code class="sha">{e(p["sha256"])}</code>'
-    devs = "".join(f"<br>{e(d['device_id'])}: {e(d['state'])}" for d in ev.get("devices", []))
+    devs = "".join(
+        f'<br><span class="dev-state" data-state="{e(d["state"])}">{e(d["device_id"])}：'
+        f"{e(word(t, 'hs_', d['state']))}</span>"
+        for d in ev.get("devices", [])
+    )
+    by = word(t, "via_", s["by"]) if s["by"] == s["via"] else s["by"]  # the hub names itself
     return (
         f'<tr class="step" data-action="{e(s["action"])}"><td>{s["n"]}</td>'
-        f"<td>{e(t.get('step_' + s['action'], s['action']))}</td>"
-        f"<td>{e(s['by'])} ({e(s['via'])})</td>"
+        f"<td>{e(word(t, 'step_', s['action']))}</td>"
+        f"<td>{e(by)}（{e(word(t, 'via_', s['via']))}）</td>"
         f"<td>{_when(s['at'], lang)}</td><td>{e(words)}{shas}{devs}</td></tr>"
     )
 
@@ -445,7 +525,9 @@ async def page_notice(request: web.Request) -> web.Response:
     ]
     if n["inspection_id"]:
         link = f'<a href="/inspections/{e(n["inspection_id"])}">{e(n["inspection_id"])}</a>'
-        facts.append((t["inspection"], f"{link} · {e(n['item_id'] or '')}"))
+        kind, _, rest = str(n["item_id"] or "").partition(":")
+        item = f"{e(word(t, 'kind_', kind))} <code>{e(rest)}</code>" if rest else ""
+        facts.append((t["inspection"], f"{link} · {item}"))
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
     steps = [_step(s, t, lang, n) for s in n["steps"]]
     # What this page shows; the script reloads when the notice no longer matches it.

@@ -173,7 +173,7 @@
     if (!me.ok) return;
     const who = await me.json();
     csrf = who.csrf_token;
-    document.getElementById("who").textContent = `${who.display_name || who.name} (${who.role})`;
+    document.getElementById("who").textContent = `${who.display_name || who.name} (${t[`urole_${who.role}`] || who.role})`;
     document.getElementById("district").addEventListener("change", renderMalls);
     for (const th of document.querySelectorAll("#malls th.sortable")) {
       th.addEventListener("click", () => {
