@@ -232,11 +232,15 @@ async def _settle(hub: Hub) -> None:
 
 @asynccontextmanager
 async def round_trip(
-    nats: NatsCluster, tmp_path: Path, **patrol_settings: Any
+    nats: NatsCluster,
+    tmp_path: Path,
+    *,
+    more_malls: Sequence[dict[str, str]] = (),
+    **patrol_settings: Any,
 ) -> AsyncIterator[RoundTrip]:
-    """Start the patrol service (``patrol_settings``: more of its config), the demo mall, the
-    hub and the police simulator on ``nats``; settle; yield. Stops everything in the reverse
-    order."""
+    """Start the patrol service (``patrol_settings``: more of its config; ``more_malls``:
+    malls it knows besides the demo mall, without a hub), the demo mall, the hub and the
+    police simulator on ``nats``; settle; yield. Stops everything in the reverse order."""
     env = demo_env(tmp_path / "hub", nats.mqtt_urls[0])
     config_path = tmp_path / "demo-mall.yaml"
     data = demo_site(config_path)
@@ -251,7 +255,8 @@ async def round_trip(
                 "name": cfg.site.name,
                 "district": "金水区",
                 "console_url": env["DEMO_PUBLIC_URL"],
-            }
+            },
+            *more_malls,
         ],
         **patrol_settings,
     )
