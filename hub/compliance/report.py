@@ -14,7 +14,7 @@ from .engine import ComplianceResult
 from .facts import UP_STATES
 from .outcome import Text, parse_time
 from .rules import ROLE_NAMES, RULES_BY_ID, when
-from .words import check_name, value_words
+from .words import check_name, subject_words, value_words
 
 REPORT_SCHEMA = "mallhub/compliance-report/1"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -180,6 +180,7 @@ def render_html(
             local=local,
             check_name=lambda check: check_name(check, lang),
             value_words=lambda value: value_words(value, lang),
+            subject_words=lambda subject: subject_words(subject, lang),
             evaluated_local=when(cfg, result.at),
             timezone=cfg.site.timezone,
         )

@@ -6,6 +6,7 @@ it is: numbers, dates, titles and ids need none."""
 from __future__ import annotations
 
 from .outcome import Text
+from .rules.base import ROLE_NAMES
 
 CHECK_NAMES: dict[str, Text] = {
     # alarm devices and panels
@@ -94,6 +95,17 @@ VALUE_NAMES: dict[str, Text] = {
 }
 YES, NO = Text("是", "yes"), Text("否", "no")
 
+#: What evidence is about when it is not a device or a record with an id of its own.
+SUBJECT_NAMES: dict[str, Text] = {
+    "police": Text("公安报警平台", "police platform"),
+    "audit_log": Text("审计日志", "audit log"),
+    "site": Text("本商场", "this site"),
+    "drill": Text("应急演练", "drills"),
+    "training": Text("安全培训", "training"),
+    "hazard": Text("安全隐患", "hazards"),
+    "review": Text("月度隐患排查", "monthly reviews"),
+}
+
 
 def check_name(check: str, lang: str) -> str:
     """The check's name in ``lang``, or the check itself when it has none."""
@@ -108,3 +120,14 @@ def value_words(value: object, lang: str) -> object:
     if isinstance(value, str) and value in VALUE_NAMES:
         return VALUE_NAMES[value].get(lang)
     return value
+
+
+def subject_words(subject: str, lang: str) -> str:
+    """What a piece of evidence is about, in ``lang``: a place (``role:gate``) and the fixed
+    subjects by name; a device id, an event or a record with its id as it is."""
+    name = SUBJECT_NAMES.get(subject)
+    if name is not None:
+        return name.get(lang)
+    kind, _, rest = subject.partition(":")
+    role = ROLE_NAMES.get(rest) if kind == "role" else None
+    return role.get(lang) if role is not None else subject

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.compliance.rules.base import ROLE_NAMES
 from hub.store.writer import now_utc
-from hub.web.pages import _page_user, render
+from hub.web.pages import _page_user, lang_of, render
 from hub.web.state import state_of
 
 STATE_TEXT: dict[str, tuple[str, str]] = {
@@ -23,6 +24,26 @@ STEP_TEXT: dict[str, tuple[str, str]] = {
     "accepted": ("民警确认销号", "accepted by the officer"),
     "overdue": ("已超过整改期限", "deadline passed"),
 }
+
+ITEM_KIND_TEXT: dict[str, tuple[str, str]] = {
+    "camera": ("摄像机", "camera"),
+    "device": ("设备", "device"),
+    "role": ("部位", "place"),
+    "rule": ("合规规则", "rule"),
+}
+
+
+def item_label(item_id: str, names: dict[str, str], lang: str) -> str:
+    """An inspection item as people read it: "摄像机 正门摄像机 (cam-gate-1)", "部位 财务室"."""
+    kind, _, subject = item_id.partition(":")
+    words = ITEM_KIND_TEXT.get(kind)
+    if words is None or not subject:
+        return item_id
+    what = words[1] if lang == "en" else words[0]
+    if kind == "role" and subject in ROLE_NAMES:
+        return f"{what} {ROLE_NAMES[subject].get(lang)}"
+    name = names.get(subject)
+    return f"{what} {name} ({subject})" if name else f"{what} {subject}"
 
 
 async def notices_page(request: web.Request) -> web.StreamResponse:
@@ -63,11 +84,14 @@ async def notice_page(request: web.Request) -> web.StreamResponse:
         {"id": d.id, "name": d.name, "type": d.type, "checked": subject == d.id}
         for d in deps.index.devices.values()
     ]
+    names = {d.id: d.name for d in deps.index.devices.values()}
+    names.update({c.id: c.name for c in deps.config.devices.cameras})
     return render(
         request,
         "notice.html.j2",
         p,
         n=n,
+        item_text=item_label(item_id, names, lang_of(request)) if item_id else "",
         cameras=cameras,
         devices=devices,
         answerable=n["state"] in ("open", "rejected"),
