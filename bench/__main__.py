@@ -1,4 +1,4 @@
-"""``python -m bench latency|throughput|siacompare|health|video|simcams|soak|all``.
+"""``python -m bench NAME`` (``python -m bench --help`` lists them) or ``python -m bench all``.
 
 Each benchmark prints a table with the hub against a baseline measured in the same run and
 the goal's verdict. ``--json FILE`` also writes the figures as JSON.
