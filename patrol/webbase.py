@@ -22,6 +22,7 @@ from aiohttp import web
 from nats.aio.client import Client as NatsClient
 
 from hub.web.auth import CSRF_HEADER, LoginGuard, SessionStore, csrf_ok
+from hub.web.server import add_security_headers
 from patrol.auth import Officer, get_officer
 from patrol.config import PatrolConfig
 from patrol.i18n import LANG_COOKIE, lang_of, strings
@@ -87,16 +88,7 @@ async def security_headers(
     except web.HTTPException as exc:
         resp = exc
     if not resp.prepared:
-        h = resp.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "same-origin")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.secure:
-            h.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if not request.path.startswith("/static/"):
-            h.setdefault("Cache-Control", "no-store")
+        add_security_headers(request, resp, CSP)
     if isinstance(resp, web.HTTPException):
         raise resp
     return resp

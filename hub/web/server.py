@@ -138,13 +138,19 @@ async def _on_prepare(request: web.Request, resp: web.StreamResponse) -> None:
 
 
 def _add_security_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    resp.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    add_security_headers(request, resp, CSP)
+
+
+def add_security_headers(request: web.Request, resp: web.StreamResponse, csp: str) -> None:
+    """The headers every answer of a mallhub web app carries (the console's and the police
+    side's), each only where the handler did not set its own."""
     h = resp.headers
-    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("Content-Security-Policy", csp)
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("Referrer-Policy", "same-origin")
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.secure:
         h.setdefault("Strict-Transport-Security", "max-age=31536000")
     if not request.path.startswith("/static/"):
