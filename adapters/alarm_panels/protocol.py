@@ -192,6 +192,13 @@ def open_envelope(envelope: Envelope, key: bytes | None) -> Message:
                 "timestamp", "nak", f"unreadable timestamp {ts_text!r}", envelope
             ) from None
     elif envelope.encrypted:
+        if not _names_account(match["data"], envelope.account):
+            # A wrong key sometimes leaves a short printable tail such as "]": without the
+            # timestamp every encrypted message carries and without "#account", the content
+            # is noise, and the panel must not be counted as present.
+            raise FrameRejected(
+                "decrypt", "nak", "wrong key or corrupt ciphertext (no timestamp)", envelope
+            )
         raise FrameRejected("timestamp", "nak", "encrypted message without timestamp", envelope)
     return Message(
         envelope=envelope,
@@ -218,6 +225,11 @@ def _decrypt_region(envelope: Envelope, key: bytes | None) -> str:
     except UnicodeDecodeError:
         # Decrypting with the wrong key yields random bytes: this is how a wrong key shows.
         raise FrameRejected("decrypt", "nak", "wrong key or corrupt ciphertext", envelope) from None
+
+
+def _names_account(data: str, account: str) -> bool:
+    """True when message data starts with ``#account`` (any case), as every DC-09 data does."""
+    return data.upper().startswith("#" + account.upper())
 
 
 def _strip_pad(plain: bytes, account: str) -> bytes:

@@ -240,3 +240,18 @@ def test_splitter_oversize() -> None:
     assert out == [DOC_NULL]
     out = splitter.feed(b"\n" + b"C" * 70 + b"\r")
     assert out == [Discarded("oversize", 72)]
+
+
+def test_wrong_key_leaving_a_printable_tail_is_a_decrypt_failure() -> None:
+    # What a wrong key sometimes yields: unprintable noise whose last byte happens to be "]".
+    key = b"K" * 16
+    noise = bytes(range(0x80, 0x8F)) + b"]"
+    with pytest.raises(FrameRejected) as info:
+        open_envelope(parse_envelope(_encrypted_frame(key, noise)), key)
+    assert (info.value.reason, info.value.reply) == ("decrypt", "nak")
+    # The same noise ending in a timestamp-less "#account|…" is a panel without a timestamp.
+    named = b"\x80|#1234|1130 01 004]"
+    padded = crypto.random_pad(crypto.pad_length(len(named))) + named
+    with pytest.raises(FrameRejected) as info:
+        open_envelope(parse_envelope(_encrypted_frame(key, padded)), key)
+    assert (info.value.reason, info.value.reply) == ("timestamp", "nak")
