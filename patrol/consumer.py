@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 SUBJECTS = "mallhub.v1.>"
 LIVE_SUBJECT = "patrol.v1.live"
 RETRY_DELAY_S = 1.0
+UPDATE_DELIVERIES = 10
+"""An update for an event not stored yet waits for it (another worker may be storing it, or
+it is further back in the stream) for this many deliveries, about ten seconds; then it is
+acknowledged and counted as an orphan: its event will never come, and waiting for ever would
+keep redelivering it."""
+ORPHAN_REASON = "update for an event never received"
 
 
 def _why(exc: Exception) -> str:
@@ -63,6 +69,8 @@ class ConsumerStats:
     retried: int = 0
     batches: int = 0
     failed_batches: int = 0
+    orphan_updates: int = 0
+    """Updates acknowledged without their event after UPDATE_DELIVERIES deliveries."""
     refused: Counter[str] = field(default_factory=Counter)
     """Refused messages by reason."""
 
@@ -221,9 +229,13 @@ class Worker:
             if i in poisoned:
                 # Never redelivered: the same bytes would fail the same way.
                 await m.term()
-            elif i in retry:
+            elif i in retry and m.metadata.num_delivered < UPDATE_DELIVERIES:
                 self.stats.retried += 1
                 await m.nak(delay=RETRY_DELAY_S)
+            elif i in retry:
+                self.stats.orphan_updates += 1
+                self._refused(m.subject, ORPHAN_REASON)
+                await m.ack()
             else:
                 await m.ack()
         for m in done:

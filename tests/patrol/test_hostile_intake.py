@@ -23,7 +23,14 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
 
-from patrol.consumer import ConsumerStats, Worker, ensure_stream
+from patrol import consumer
+from patrol.consumer import (
+    ORPHAN_REASON,
+    UPDATE_DELIVERIES,
+    ConsumerStats,
+    Worker,
+    ensure_stream,
+)
 from patrol.inspections import start_inspection
 from patrol.models import InspectionRow, open_store
 from patrol.natsnode import NatsCluster
@@ -121,7 +128,9 @@ async def _all_settled(svc: PatrolService, received: int) -> None:
     await wait_until(settled, within=30, what="every message acknowledged")
     info = await js.consumer_info(svc.config.nats.stream, svc.config.nats.durable)
     assert info.num_redelivered == 0
-    assert svc.stats.failed_batches == 0 and svc.stats.retried <= 1
+    # Only an update whose event never comes is redelivered, a bounded number of times.
+    waits = 1 + (UPDATE_DELIVERIES - 1) * svc.stats.orphan_updates
+    assert svc.stats.failed_batches == 0 and svc.stats.retried <= waits
     assert all(not t.done() for t in svc._tasks), "a worker task ended"
 
 
@@ -296,6 +305,48 @@ async def _hostile_scenario(
 
 def _consistent(stats: ConsumerStats) -> None:
     assert stats.invalid == sum(stats.refused.values())
+
+
+async def test_an_update_whose_event_never_comes_waits_then_is_counted_an_orphan(
+    nats_node: NatsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update for an event that is not stored waits a few deliveries for it, then is
+    acknowledged and counted: it is never redelivered for ever, and it stops nothing."""
+    monkeypatch.setattr(consumer, "UPDATE_DELIVERIES", 3)
+    pc = patrol_config(nats_node, tmp_path, workers=1)
+    async with PatrolService(pc, web=False) as svc:
+        assert svc.nc is not None
+        subject, update = _valid(SITE, "r-1")["update"]
+        await _publish(svc.nc, subject, to_json(update))
+        await _good_alarm_stored(svc, svc.nc, SITE)
+        await _all_settled(svc, 2)
+        assert svc.stats.orphan_updates == 1
+        assert svc.stats.retried == 2  # delivered 3 times: waited twice, then let go
+        assert svc.stats.refused[ORPHAN_REASON] == 1
+        _consistent(svc.stats)
+
+
+async def test_an_update_that_comes_before_its_event_is_applied(
+    nats_node: NatsCluster, tmp_path: Path
+) -> None:
+    """The wait is for the legitimate case: the update is applied once its event is there."""
+    pc = patrol_config(nats_node, tmp_path, workers=1)
+    async with PatrolService(pc, web=False) as svc:
+        assert svc.nc is not None and svc.store is not None
+        valid = _valid(SITE, "r-2")
+        (up_subject, update), (ev_subject, event) = valid["update"], valid["event"]
+        await _publish(svc.nc, up_subject, to_json(update))
+        await wait_until(lambda: svc.stats.retried >= 1, within=30, what="the update waiting")
+        await _publish(svc.nc, ev_subject, to_json(event))
+        engine = svc.store.engine
+
+        async def acknowledged() -> bool:
+            rows = {a["event_id"]: a for a in await list_alarms(engine, state="all")}
+            row = rows.get(event["event_id"])
+            return row is not None and row["state"] == "acknowledged"
+
+        await wait_until(acknowledged, within=30, what="the early update applied")
+        assert svc.stats.orphan_updates == 0
 
 
 async def test_hostile_retained_messages_do_not_stop_the_start(
