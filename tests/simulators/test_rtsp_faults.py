@@ -240,15 +240,12 @@ async def test_stall_after_play(password: str, codec: str) -> None:
     farm, _, faulty = await two_cameras(password, codec, "stall", stall_after_s=1.0)
     try:
         url = faulty.rtsp_url(SUB, credentials=True)
-        started = time.monotonic()
         bad = await asyncio.to_thread(capture, url, 6.0, decode=False, timeout_s=2.0)
-        waited = time.monotonic() - started
     finally:
         await farm.__aexit__(None, None, None)
     # About a second of pictures, then silence until the client's read time-out gave up.
     assert bad.error, "the read should have timed out"
     assert 10 <= len(bad.pts_s) <= 1.5 * 25
-    assert waited < 6.0
 
 
 @pytest.mark.parametrize("codec", CODECS)
