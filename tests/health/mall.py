@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from simulators.camera import SimCamera
+from simulators.camera import CameraFarm, SimCamera
 
 USER = "installer"
 
@@ -48,3 +49,10 @@ def health(**overrides: Any) -> dict[str, Any]:
 
 
 MANUAL = {"camera_interval_s": 3600, "video_interval_s": 3600, "jitter": 0}
+
+
+async def video_ready(farm: CameraFarm) -> None:
+    """Every camera's streams encoded before a check looks at them: the simulator encodes a
+    loop on its first use, which on a loaded machine can outlast a probe's budget (a real
+    camera answers DESCRIBE at once)."""
+    await asyncio.gather(*(camera.video_ready() for camera in farm.cameras))

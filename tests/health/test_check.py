@@ -15,7 +15,7 @@ from hub.broker import LocalMosquitto
 from hub.cli import main
 from simulators.broadcast import BroadcastSimulator
 from simulators.camera import CameraConfig, CameraFarm
-from tests.health.mall import USER, camera_entry, health
+from tests.health.mall import USER, camera_entry, health, video_ready
 from tests.support.sites import site_dict
 
 
@@ -60,6 +60,7 @@ async def test_check_flags_broken_devices_and_exits_non_zero(
         )
     ]
     async with CameraFarm(configs) as farm, BroadcastSimulator(("1",)) as pa:
+        await video_ready(farm)
         cams = [
             camera_entry("cam-ok", farm[0], password),
             camera_entry("cam-off", farm[1], password, floor="2F", zone="north", role="passage"),
@@ -124,6 +125,7 @@ async def test_check_of_a_healthy_mall_exits_zero(
         CameraFarm.uniform(2, username=USER, password=password) as farm,
         BroadcastSimulator(("1",)) as pa,
     ):
+        await video_ready(farm)
         data = site_dict(
             broker_url=broker.url,
             data_dir=tmp_path / "data",
@@ -168,6 +170,7 @@ async def test_check_shows_the_camera_and_tests_what_the_config_relies_on(
     broker: LocalMosquitto, tmp_path: Path, password: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with CameraFarm.uniform(2, username=USER, password=password) as farm:
+        await video_ready(farm)
         sim = farm[0].config
         good = camera_entry("cam-good", farm[0], password, events=True)
         good |= {"ptz_presets": {"entrance": "1"}, "relays": [sim.relays[0]]}
