@@ -20,6 +20,7 @@ from patrol.commands import CommandRefused, acknowledge
 from patrol.config import valid_site_id
 from patrol.consumer import LIVE_SUBJECT
 from patrol.i18n import LANG_COOKIE, strings
+from patrol.intake import decode
 from patrol.openapi import openapi_document
 from patrol.pages_inspect import add_inspection_pages
 from patrol.queries import ALARM_STATES, MALL_SORTS, get_alarm, list_alarms, list_malls
@@ -201,22 +202,36 @@ async def get_openapi(request: web.Request) -> web.Response:
 def fan_out(st: State, msg: Msg) -> None:
     """A worker's batch as server-sent events: ``alarm`` per new alarm, ``state`` per state
     change, ``malls`` when any mall's summary changed."""
-    try:
-        body = json.loads(msg.data)
-    except ValueError:
-        return
-    chunks = []
-    for e in body.get("events", []):
-        if e.get("category") == "alarm":
-            chunks.append(f"event: alarm\ndata: {json.dumps(e, ensure_ascii=False)}\n\n")
-    for s in body.get("states", []):
-        chunks.append(f"event: state\ndata: {json.dumps(s, ensure_ascii=False)}\n\n")
-    if body.get("malls"):
-        chunks.append(f"event: malls\ndata: {json.dumps(body['malls'])}\n\n")
+    chunks = live_chunks(msg.data)
     for q in list(st.live):
         for c in chunks:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(c)
+
+
+def live_chunks(data: bytes) -> list[str]:
+    """The server-sent events for one ``patrol.v1.live`` notification. Only the patrol
+    workers publish there, but the subject is one any client of an account without
+    permissions could reach: the payload goes through the same checks as a hub's message
+    (size, depth, surrogates, NUL), and anything not shaped as a worker writes it is left out."""
+    body = decode(data)
+    if isinstance(body, str):
+        log.warning("live notification ignored: %s", body)
+        return []
+    chunks = []
+    for e in _objects(body.get("events")):
+        if e.get("category") == "alarm":
+            chunks.append(f"event: alarm\ndata: {json.dumps(e, ensure_ascii=False)}\n\n")
+    for s in _objects(body.get("states")):
+        chunks.append(f"event: state\ndata: {json.dumps(s, ensure_ascii=False)}\n\n")
+    malls = body.get("malls")
+    if isinstance(malls, list) and malls and all(isinstance(m, str) for m in malls):
+        chunks.append(f"event: malls\ndata: {json.dumps(malls, ensure_ascii=False)}\n\n")
+    return chunks
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 # --- pages -----------------------------------------------------------------------------------
