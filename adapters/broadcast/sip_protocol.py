@@ -7,8 +7,9 @@ in ``adapters.sip``; they are re-exported here so the paging client keeps one im
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 from adapters.sip import message as _message
@@ -83,60 +84,9 @@ CODEC_PAYLOAD_TYPES: Final = {"PCMU": PCMU, "PCMA": PCMA}
 PAYLOAD_TYPE_CODECS: Final = {v: k for k, v in CODEC_PAYLOAD_TYPES.items()}
 
 
-def build_request(
-    method: str,
-    uri: str,
-    *,
-    via: str,
-    from_: str,
-    to: str,
-    call_id: str,
-    cseq: int,
-    contact: str | None = None,
-    extra: Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    content_type: str | None = None,
-    cseq_method: str | None = None,
-) -> SipRequest:
-    """A request with the mandatory headers in the customary order, as the paging client."""
-    return _message.build_request(
-        method,
-        uri,
-        via=via,
-        from_=from_,
-        to=to,
-        call_id=call_id,
-        cseq=cseq,
-        contact=contact,
-        extra=extra,
-        body=body,
-        content_type=content_type,
-        cseq_method=cseq_method,
-        user_agent=USER_AGENT,
-    )
-
-
-def build_response(
-    request: SipRequest,
-    status: int,
-    reason: str,
-    *,
-    to_tag: str | None = None,
-    extra: Iterable[tuple[str, str]] = (),
-    body: bytes = b"",
-    content_type: str | None = None,
-) -> SipResponse:
-    """A response copying Via, From, To, Call-ID and CSeq from ``request``."""
-    return _message.build_response(
-        request,
-        status,
-        reason,
-        to_tag=to_tag,
-        extra=extra,
-        body=body,
-        content_type=content_type,
-        user_agent=USER_AGENT,
-    )
+# The shared builders, with the paging client's user agent.
+build_request = partial(_message.build_request, user_agent=USER_AGENT)
+build_response = partial(_message.build_response, user_agent=USER_AGENT)
 
 
 # --- SDP ------------------------------------------------------------------------------------
