@@ -31,34 +31,11 @@ from patrol.queries import list_alarms
 from patrol.service import PatrolService
 from simulators.city import EmulatedHub, MallSpec
 from tests.patrol.citytest import patrol_config
-from tests.support.hostile import percent_encoded, to_json
+from tests.support.hostile import percent_encoded
+from tests.support.hostile_routes import Checker, Operation, hostile_run, url_values
 from tests.support.wait import wait_until
-from tests.web.test_hostile_routes import (
-    Checker,
-    Operation,
-    body_values,
-    example,
-    raw_bodies,
-    url_for,
-    url_values,
-)
 
 SITE = "zz-routes-001"
-
-
-def operations() -> list[Operation]:
-    """Every operation of the document; the session's own last (logging out, or in as
-    someone else, would change who the later requests are sent as)."""
-    doc = openapi_document()
-    ops = []
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            body = None
-            if "requestBody" in op:
-                body = op["requestBody"]["content"]["application/json"]["schema"]
-            params = tuple(p for p in op.get("parameters", []) if p["in"] in ("path", "query"))
-            ops.append(Operation(method.upper(), path, params, body))
-    return sorted(ops, key=lambda o: o.path == "/api/v1/session")
 
 
 @pytest.fixture
@@ -107,29 +84,6 @@ async def _samples(svc: PatrolService) -> dict[str, str]:
     }
 
 
-async def _run(c: Checker, samples: dict[str, str]) -> None:
-    components = openapi_document()["components"]["schemas"]
-    values = url_values()
-    fields = body_values()
-    raws = raw_bodies()
-    for op in operations():
-        base = example(op.body, components) if op.body is not None else None
-        base_bytes = to_json(base) if base is not None else None
-        for p in op.params:
-            for v in values:
-                await c.send(op, url_for(op, samples, (p["name"], v)), base_bytes, p["name"])
-        await c.send(op, url_for(op, samples, ("\ud800", "x")), base_bytes, "unknown parameter")
-        if op.body is None:
-            continue
-        url = url_for(op, samples)
-        for raw in raws:
-            await c.send(op, url, raw, f"raw {raw[:40]!r}")
-        assert isinstance(base, dict)
-        for key in [*base, "extra"]:
-            for v in fields:
-                await c.send(op, url, to_json({**base, key: v}), f"{key}={v!r}"[:80])
-
-
 class Counting(Checker):
     """Also counts the answers that came from a route (not a refusal of the caller)."""
 
@@ -163,7 +117,7 @@ async def test_every_patrol_route_survives_hostile_values(
             async with s.get("/api/v1/me") as r:
                 assert r.status == 200
         c = Counting(s, headers)
-        await _run(c, samples)
+        await hostile_run(c, samples, openapi_document())
         assert c.problems == [], "\n".join(c.problems[:30])
         # Logged in, the requests reached the routes: the session outlived every one of
         # them but the hostile logins and the logout at the very end.
