@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select
 
 from hub.app import Hub
@@ -48,3 +49,28 @@ async def hub_receipted(hub: Hub, event_id: str) -> bool:
             )
         ).first()
     return at is not None and at[0] is not None
+
+
+class OfficerApi:
+    """An officer's calls to the patrol service's JSON API (session cookie and CSRF token):
+    JSON in, (status, JSON) out."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url, self.csrf = http, url, ""
+
+    async def login(self, name: str, password: str) -> None:
+        status, body = await self.call(
+            "POST", "/api/v1/session", {"name": name, "password": password}
+        )
+        assert status == 200, body
+        self.csrf = body["csrf_token"]
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def get(self, path: str) -> Any:
+        status, body = await self.call("GET", path)
+        assert status == 200, (path, body)
+        return body

@@ -13,7 +13,6 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -32,36 +31,12 @@ from patrol.service import PatrolService
 from simulators.camera import CameraFarm
 from tests.health.mall import MANUAL, USER, camera_entry
 from tests.notices.mall import cameras_warm, notice_rows
-from tests.patrol.citytest import patrol_config
+from tests.patrol.citytest import OfficerApi, patrol_config
 from tests.support.sites import make_site
 from tests.support.wait import wait_until
 
 SITE = "test-mall"
 SILENT = "zz-silent-001"
-
-
-class Api:
-    """A logged-in officer's calls: JSON in, (status, JSON) out."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url, self.csrf = http, url, ""
-
-    async def login(self, name: str, password: str) -> None:
-        status, body = await self.call(
-            "POST", "/api/v1/session", {"name": name, "password": password}
-        )
-        assert status == 200, body
-        self.csrf = body["csrf_token"]
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
-        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
-            return r.status, await r.json()
-
-    async def get(self, path: str) -> Any:
-        status, body = await self.call("GET", path)
-        assert status == 200, (path, body)
-        return body
 
 
 @pytest.fixture
@@ -125,7 +100,7 @@ async def test_inspection_and_notice_round_trip_with_a_real_hub(
         await wait_until(lambda: hub.police.state.connected, within=30, what="link up")
         await cameras_warm(hub)
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            api = Api(http, svc.web.url)
+            api = OfficerApi(http, svc.web.url)
             await api.login("li", password)
             status, body = await api.call("POST", "/api/v1/inspections", {"site_id": SITE})
             assert status == 202, body
@@ -323,7 +298,7 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
         await add_user(svc.store.engine, "zhao", "supervisor", password, "赵所长")
         await add_user(svc.store.engine, "li", "officer", password, "李警官", supervisor="zhang")
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            api = Api(http, svc.web.url)
+            api = OfficerApi(http, svc.web.url)
             # Anonymous callers get 401; a change needs the CSRF token and the same origin.
             for method, path in [
                 ("GET", "/api/v1/inspections"),
@@ -394,7 +369,7 @@ async def test_a_silent_mall_gets_a_record_saying_so_and_overdue_notices_escalat
             assert (await api.get(f"/api/v1/notices/{nid}"))["notice"]["escalated_to"] == "zhang"
             [mall] = (await api.get("/api/v1/malls"))["malls"]
             assert (mall["notices_open"], mall["notices_overdue"]) == (1, 1)
-            other = Api(http, svc.web.url)
+            other = OfficerApi(http, svc.web.url)
             await other.login("zhao", password)  # another supervisor's officers only
             assert (await other.get("/api/v1/escalations"))["notices"] == []
             await api.login("zhang", password)

@@ -27,8 +27,8 @@ from patrol.clock import now_utc
 from patrol.inspections import expire_unanswered
 from patrol.natsnode import NatsCluster
 from patrol.notices import escalate_overdue
+from tests.patrol.citytest import OfficerApi
 from tests.roundtrip.browser import chromium, expect, patrol_login
-from tests.roundtrip.test_round_trip import OfficerApi
 from tests.roundtrip.world import COVERED, COVERED_FAULT, SITE, RoundTrip, round_trip
 from tests.support.wait import wait_until
 from tests.web.test_browser import CHROMIUM, shot

@@ -22,6 +22,7 @@ import pytest
 from patrol.natsnode import NatsCluster
 from tests.e2e.hubtest import assert_no_violations
 from tests.notices.mall import audit_actions, notice_rows
+from tests.patrol.citytest import OfficerApi
 from tests.roundtrip.browser import (
     chromium,
     compliance_shows,
@@ -53,25 +54,6 @@ pytestmark = [
 
 FINDING = "北门入口摄像机画面被遮挡"
 ANSWER = "已移除北门摄像机前的遮挡物，重新抓拍"
-
-
-class OfficerApi:
-    """The officer's JSON calls to the patrol service (session cookie and CSRF token)."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url, self.csrf = http, url, ""
-
-    async def login(self, name: str, password: str) -> None:
-        status, body = await self.call(
-            "POST", "/api/v1/session", {"name": name, "password": password}
-        )
-        assert status == 200, body
-        self.csrf = body["csrf_token"]
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"X-CSRF-Token": self.csrf} if self.csrf else {}
-        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
-            return r.status, await r.json()
 
 
 async def _sha_of(page: Any, url: str) -> str:
