@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
 from simulators.camera import video_loop
@@ -52,6 +53,8 @@ class RtspServer:
         self.requests = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        """Connection handlers, ended by ``stop`` (one may be waiting for a loop's encoding)."""
         self._reaper: asyncio.Task[None] | None = None
         self._listener_change: asyncio.Task[None] | None = None
         self._switches: set[asyncio.Task[None]] = set()
@@ -116,6 +119,10 @@ class RtspServer:
             session.close()
         for writer in list(self._writers):
             writer.transport.abort()
+        handlers = [t for t in self._handlers if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         await self._unlisten()
 
     def refresh_pictures(self) -> None:
@@ -165,6 +172,9 @@ class RtspServer:
             writer.transport.abort()
             return
         self._writers.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         owned: list[Session] = []
         try:
             while True:
@@ -185,6 +195,8 @@ class RtspServer:
             log.debug("%s: RTSP connection ended: %s", self.owner.name, exc)
         finally:
             self._writers.discard(writer)
+            if handler is not None:
+                self._handlers.discard(handler)
             # Sessions whose packets travel on this connection end with it.
             for session in owned:
                 if session.transport.tcp:
