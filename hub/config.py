@@ -515,6 +515,18 @@ class Health(Model):
     recover_threshold: int = Field(default=2, ge=1, description="Successes to come back.")
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Fraction of the interval.")
     probe_retention_days: int = Field(default=30, ge=1)
+    camera_worker: Literal["process", "inline"] = Field(
+        default="process",
+        title="Where the camera checks run",
+        description=(
+            "`process` (default): the cameras' ONVIF probes, RTSP checks and video checks run "
+            "in a worker process of the hub's own (`hub.health.worker`), on the machine's "
+            "other core, so that a health cycle does not slow the alarm path; the hub starts "
+            "it again if it dies, and a probe lost that way is not counted against the "
+            "camera. `inline`: in the hub's own process, as before (one process fewer, for a "
+            "small site on a one-core machine)."
+        ),
+    )
 
 
 class Compliance(Model):

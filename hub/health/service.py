@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,18 +30,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.broadcast import BroadcastDriver
 from adapters.device_event import DeviceEvent
-from adapters.onvif.driver import CameraProbe, OnvifCamera
+from adapters.onvif.driver import CameraProbe
 from adapters.onvif.video import Baseline
 from hub.commands import CommandError
 from hub.config import AlarmPanel, BroadcastController, Camera, SiteConfig
-from hub.drivers import broadcast_driver, camera_driver
+from hub.drivers import broadcast_driver
+from hub.health.camerawork import CameraWork, CameraWorker, InlineCameraWork, WorkerLost
 from hub.health.events import transition_events
 from hub.health.probes import (
     camera_result,
     panel_result,
     police_detail,
     probe_broadcast,
-    probe_camera_once,
     subscription_findings,
 )
 from hub.health.results import ProbeResult
@@ -60,8 +59,7 @@ from hub.health.store import (
     load_states,
     oldest_probe,
 )
-from hub.health.video import VideoOutcome, VideoProbe
-from hub.memory import give_back, limit_arenas
+from hub.health.video import VideoOutcome
 from hub.store.writer import iso, now_utc
 
 if TYPE_CHECKING:
@@ -80,14 +78,11 @@ POLICE_LINK_ID: Final = "police-link"
 MAINTENANCE_EVERY_S: Final = 3600.0
 STATES: Final[tuple[State, ...]] = ("online", "degraded", "offline", "unknown")
 VIDEO_POOL: Final = "video"
-VIDEO_ARENAS: Final = 2
 
 
 @dataclass(slots=True)
 class _Camera:
     cfg: Camera
-    driver: OnvifCamera
-    video: VideoProbe
     last_probe: CameraProbe | None = None
     last_video: VideoOutcome | None = None
     video_stale: bool = True
@@ -146,12 +141,7 @@ class HealthService:
             jitter=self.health.jitter,
             pools={VIDEO_POOL: self.health.video_concurrency},
         )
-        # Video checks block in stream reads and OpenCV: one thread per check in flight.
-        # Their threads share a few malloc arenas instead of one each (hub.memory).
-        limit_arenas(VIDEO_ARENAS)
-        self._video_threads = ThreadPoolExecutor(
-            2 * self.health.video_concurrency, thread_name_prefix="video-check"
-        )
+        self._work: CameraWork
         self._maintenance_mark: datetime | None = None
         self.state_changed = asyncio.Condition()
         self._police_fails = 0
@@ -162,28 +152,12 @@ class HealthService:
 
     async def __aenter__(self) -> Self:
         stack = self._stack
-        # A read still in flight was told to stop and ends within its read timeout.
-        stack.callback(self._video_threads.shutdown, wait=False, cancel_futures=True)
         try:
             await self._load()
-            shared: Mapping[str, OnvifCamera] = self.drivers.cameras
-            h = self.health
             for c in self.config.devices.cameras:
-                driver = shared.get(c.id)
-                if driver is None:
-                    driver = camera_driver(c, h.probe_timeout_s)
-                    stack.push_async_callback(driver.close)
-                self._cameras[c.id] = _Camera(
-                    c,
-                    driver,
-                    VideoProbe(
-                        c.id,
-                        c.username,
-                        c.password.get_secret_value() if c.password else None,
-                        baseline=self._baselines.get(c.id),
-                    ),
-                )
+                self._cameras[c.id] = _Camera(c)
                 self._machine(c.id, "camera")
+            await self._start_camera_work(stack)
             for p in self.config.devices.alarm_panels:
                 self._panels[p.id] = p
                 self._machine(p.id, "alarm_panel")
@@ -214,17 +188,36 @@ class HealthService:
     ) -> None:
         await self._stack.aclose()
 
+    async def _start_camera_work(self, stack: AsyncExitStack) -> None:
+        h, cameras = self.health, self.config.devices.cameras
+        if h.camera_worker == "process" and cameras:
+            self._work = await stack.enter_async_context(
+                CameraWorker(
+                    list(cameras),
+                    probe_timeout_s=h.probe_timeout_s,
+                    video_concurrency=h.video_concurrency,
+                    baselines=self._baseline_bytes,
+                )
+            )
+            return
+        self._work = InlineCameraWork.build(
+            list(cameras), self.drivers.cameras, self._baselines, h, stack
+        )
+
     def add_change_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` whenever a device's state or its reason changes."""
         self._change_listeners.append(listener)
 
     async def _load(self) -> None:
         self._baselines: dict[str, Baseline] = {}
+        self._baseline_bytes: dict[str, bytes] = {}
         for cid, data in (await load_baselines(self.engine)).items():
             try:
                 self._baselines[cid] = Baseline.from_bytes(data)
             except ValueError as exc:
                 log.warning("%s: stored video baseline unreadable (%s); learning again", cid, exc)
+                continue
+            self._baseline_bytes[cid] = data
         self._stored = await load_states(self.engine)
 
     def _machine(self, device_id: str, device_type: str) -> None:
@@ -366,9 +359,13 @@ class HealthService:
             started - cam.full_probe_at < self.health.video_interval_s
         )
         previous = last if fresh and last is not None and last.error is None else None
-        probe = await probe_camera_once(
-            cam.driver, within=self.health.probe_timeout_s, previous=previous
-        )
+        try:
+            probe = await self._work.probe(cid, previous)
+        except WorkerLost as exc:
+            # Our own worker died with the probe in it: no answer from the camera either
+            # way. The next probe in its slot asks again.
+            log.info("%s: probe not judged: %s", cid, exc)
+            return
         if previous is None and probe.error is None:
             cam.full_probe_at = started
         if probe.stream_uri:
@@ -393,21 +390,13 @@ class HealthService:
         probe = cam.last_probe
         if probe is None or probe.error is not None:
             return  # the camera probe reports it; nothing to look at
-        token = probe.profiles[0].token if probe.profiles else None
-        outcome = await cam.video.run(
-            cam.driver,
-            token,
-            probe.stream_uri,
-            probe.snapshot_uri,
-            within=3 * self.health.probe_timeout_s,
-            executor=self._video_threads,
-            profiles=probe.profiles,
-        )
-        # The check's decoder and picture buffers were freed: hand them back to the system.
-        await asyncio.get_running_loop().run_in_executor(self._video_threads, give_back)
-        if outcome.learned is not None:
-            data = await asyncio.to_thread(outcome.learned.to_bytes)
-            await self.writer.submit(SaveBaseline(cid, data))
+        try:
+            outcome, learned = await self._work.video(cid, probe)
+        except WorkerLost as exc:
+            log.info("%s: video check not judged: %s", cid, exc)
+            return  # looked at again in its next slot (the picture stays stale)
+        if learned is not None:
+            await self.writer.submit(SaveBaseline(cid, learned))
             log.info("%s: learned the video baseline from %d frames", cid, outcome.frames)
         latest = cam.last_probe
         if latest is None or latest.error is not None:

@@ -237,7 +237,8 @@ async def test_a_video_check_that_ends_after_a_failed_probe_does_not_reset_the_d
         broker_url=broker.url,
         data_dir=tmp_path,
         cameras=[camera_entry(CAM, farm[0], password)],
-        health=health(**MANUAL),
+        # The video check is held in the hub's own process, where the test can hold it.
+        health=health(**MANUAL, camera_worker="inline"),
     )
     async with Hub(cfg) as hub:
         h = svc(hub)
