@@ -33,7 +33,7 @@ from hub.memory import give_back, limit_arenas
 
 log = logging.getLogger(__name__)
 
-STOP_WITHIN_S: Final = 5.0
+STOP_WITHIN_S: Final = 6.0
 RESTART_BACKOFF_S: Final = (0.5, 30.0)
 """First and longest wait before the worker is started again after it died."""
 STEADY_S: Final = 30.0

@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 HEADER: Final = struct.Struct(">I")
 MAX_FRAME: Final = 64 * 1024 * 1024
 VIDEO_ARENAS: Final = 2
+STOP_WITHIN_S: Final = 3.0
+"""The worker's own bound on closing its sessions once its stdin closed (the hub waits a
+little longer before it terminates it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +237,7 @@ async def serve(reader: asyncio.StreamReader, send: _Sender) -> None:
         for task in list(tasks.values()):
             task.cancel()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(STOP_WITHIN_S):
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
                 await worker.close()
 
