@@ -12,7 +12,16 @@ throughout. Rounds alternate four conditions, each an alarm burst of ``--panels`
   process of their own: ``bench/consoleload.py``) ask for the event list, the devices, the
   compliance status and the metrics back to back;
 - **health**: hub H, its health cycle running;
-- **both**: hub H with the console clients.
+- **both**: hub H with the console clients;
+- **health_inline** (with ``--worker both``): hub **I**, like H but with its camera checks
+  in the hub's own process (``health.camera_worker: inline``), its health cycle running.
+
+H has its camera checks in its camera-health worker process (``--worker process``, the
+default, as ``mallhub run``); ``--worker inline`` runs H's inline. With ``--worker both`` H
+and I run side by side throughout, so every condition is measured with both health cycles
+in the background. The hub's CPU per alarm is the hub process's alone, not its worker's.
+
+``--conditions`` measures only some of them (e.g. ``quiet,health,health_inline``).
 
 Per condition, medians over ``--rounds``: ACK p50/p99, accepted alarms per second, the
 hub's CPU per alarm, console requests answered per second. Goal: neither a busy console
@@ -50,7 +59,15 @@ from bench.health import USER, CameraProcess
 from bench.siacompare import RESEND_S, Run, drive, round_frames
 
 GOAL = 1.2
-CONDITIONS = ("quiet", "console", "health", "both")
+CONDITIONS = ("quiet", "console", "health", "both", "health_inline")
+HUB_OF = {
+    "quiet": "quiet",
+    "console": "quiet",
+    "health": "health",
+    "both": "health",
+    "health_inline": "health_inline",
+}
+"""Condition → the hub it is measured on."""
 
 
 def _camera(i: int, port: int, password: str) -> dict[str, Any]:
@@ -141,11 +158,22 @@ class Result:
     alarms: int
     cameras: int
     clients: int
+    camera_worker: str = "process"
+    conditions: tuple[str, ...] = CONDITIONS
     runs: dict[str, list[Run]] = field(default_factory=lambda: {c: [] for c in CONDITIONS})
     console_rates: dict[str, list[float]] = field(
         default_factory=lambda: {c: [] for c in CONDITIONS}
     )
     console_failed: int = 0
+    worker_cores: dict[str, list[float]] = field(
+        default_factory=lambda: {c: [] for c in CONDITIONS}
+    )
+    """CPU of the hub's child processes (its camera-health worker) during each burst, in
+    cores."""
+
+    def worker(self, cond: str) -> float:
+        values = self.worker_cores[cond]
+        return statistics.median(values) if values else 0.0
 
     def median(self, cond: str, what: str) -> float:
         runs = self.runs[cond]
@@ -169,8 +197,9 @@ class Result:
             "cameras": self.cameras,
             "console_clients": self.clients,
             "console_failed": self.console_failed,
+            "camera_worker": self.camera_worker,
         }
-        for c in CONDITIONS:
+        for c in self.conditions:
             out[c] = {
                 "ack_p50_ms": self.median(c, "p50"),
                 "ack_p99_ms": self.median(c, "p99"),
@@ -180,6 +209,7 @@ class Result:
                     statistics.median(self.console_rates[c]) if self.console_rates[c] else 0.0
                 ),
                 "p99_over_quiet": self.raise_of(c),
+                "worker_cores": self.worker(c),
             }
         return out
 
@@ -191,10 +221,20 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
     cams = CameraProcess(args.cameras, password)
     hubs: dict[str, HubProcess] = {}
     tokens: dict[str, str] = {}
-    result = Result(args.panels, args.alarms, args.cameras, args.clients)
+    conditions = _conditions(args)
+    result = Result(args.panels, args.alarms, args.cameras, args.clients, args.worker, conditions)
+    wanted = {HUB_OF[c] for c in conditions} | {"quiet"}
+    modes = {
+        "quiet": "inline",
+        "health": "process" if args.worker == "both" else args.worker,
+        "health_inline": "inline",
+    }
     try:
         ports = await cams.ready()
-        for name, cameras in (("quiet", []), ("health", ports)):
+        for name in ("quiet", "health", "health_inline"):
+            if name not in wanted:
+                continue
+            cameras = [] if name == "quiet" else ports
             (work / name).mkdir()
             cfg = site_config(
                 broker_url=broker.url,
@@ -206,6 +246,7 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
                     "camera_interval_s": args.camera_interval,
                     "video_interval_s": args.video_interval,
                     "jitter": 0.1,
+                    "camera_worker": modes[name],
                 },
             )
             cfg["site"]["id"] = f"bench-{name}"
@@ -221,16 +262,20 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
         within = max(120.0, args.panels * args.alarms / 20)
 
         async def one(cond: str, r: int, measured: bool) -> None:
-            name = "quiet" if cond in ("quiet", "console") else "health"
+            name = HUB_OF[cond]
             hub = hubs[name]
             # Fresh frames (timestamps in the window however long the round), numbered so
-            # that no hub ever takes them for a resend of earlier ones.
-            frames = round_frames(args.panels, args.alarms, r * 2 + CONDITIONS.index(cond) % 2)
+            # that no hub ever takes them for a resend of earlier ones (a hub has at most
+            # two conditions).
+            mine = [c for c in CONDITIONS if HUB_OF[c] == name]
+            frames = round_frames(args.panels, args.alarms, r * 2 + mine.index(cond))
             cpu0 = process_cpu_seconds(hub.pid)
+            child0 = _children_cpu_seconds(hub.pid)
 
             async def burst() -> Run:
-                nonlocal cpu0
+                nonlocal cpu0, child0
                 cpu0 = process_cpu_seconds(hub.pid)
+                child0 = _children_cpu_seconds(hub.pid)
                 return await drive(hub.sia_port, frames, within)
 
             if cond in ("console", "both"):
@@ -238,15 +283,17 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
             else:
                 run, rate = await burst(), 0.0
             run.cpu_s = process_cpu_seconds(hub.pid) - cpu0
+            children = _children_cpu_seconds(hub.pid) - child0
             run.receiver = cond
             if measured:
                 result.runs[cond].append(run)
+                result.worker_cores[cond].append(max(0.0, children) / run.seconds)
                 result.console_rates[cond].append(rate)
 
         # The health hub's first cycle (WSDL parsing, first connections) is not typical.
         await asyncio.sleep(args.warmup)
         for r in range(args.rounds + 1):
-            order = CONDITIONS if r % 2 == 0 else tuple(reversed(CONDITIONS))
+            order = conditions if r % 2 == 0 else tuple(reversed(conditions))
             for cond in order:
                 await one(cond, r, measured=r > 0)
         result.console_failed = sum(c.failed for c in consoles.values())
@@ -258,14 +305,36 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
     return result
 
 
+def _children_cpu_seconds(pid: int | None) -> float:
+    """CPU time used so far by the live child processes of ``pid`` (its camera-health
+    worker; one that died and was replaced counts from zero again, hence the clamp)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    return sum(process_cpu_seconds(int(k)) for k in kids)
+
+
+def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(c.strip() for c in args.conditions.split(",") if c.strip()))
+    unknown = set(names) - set(CONDITIONS)
+    if unknown:
+        raise SystemExit(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
+    if "health_inline" in names and args.worker != "both":
+        raise SystemExit("health_inline needs --worker both")
+    if args.worker == "both" and "health_inline" not in names:
+        names += ("health_inline",)
+    return ("quiet", *(n for n in names if n != "quiet"))
+
+
 def report(r: Result) -> None:
     print(
         f"Alarm bursts ({r.panels} panels × {r.alarms} alarms) with a busy console "
-        f"({r.clients} clients) and a health cycle ({r.cameras} cameras); medians of "
-        f"{len(r.runs['quiet'])} alternating rounds"
+        f"({r.clients} clients) and a health cycle ({r.cameras} cameras, camera checks: "
+        f"{r.camera_worker}); medians of {len(r.runs['quiet'])} alternating rounds"
     )
     rows: list[list[object]] = []
-    for c in CONDITIONS:
+    for c in r.conditions:
         rows.append(
             [
                 c,
@@ -275,6 +344,7 @@ def report(r: Result) -> None:
                 r.median(c, "rate"),
                 r.median(c, "cpu"),
                 statistics.median(r.console_rates[c]) if r.console_rates[c] else 0.0,
+                r.worker(c),
             ]
         )
     print(
@@ -287,15 +357,16 @@ def report(r: Result) -> None:
                 "accepted/s",
                 "hub CPU ms/alarm",
                 "console answers/s",
+                "worker cores",
             ],
             rows,
         )
     )
-    refused = {c: sum(x.refused for x in r.runs[c]) for c in CONDITIONS}
-    resent = {c: sum(x.resends for x in r.runs[c]) for c in CONDITIONS}
+    refused = {c: sum(x.refused for x in r.runs[c]) for c in r.conditions}
+    resent = {c: sum(x.resends for x in r.runs[c]) for c in r.conditions}
     print(f"console requests failed: {r.console_failed}; alarms refused: {refused}")
     print(f"frames resent after {RESEND_S:.0f} s without a reply: {resent}")
-    for c in ("console", "health", "both"):
+    for c in r.conditions[1:]:
         ok = r.raise_of(c) <= GOAL
         print(f"{c}: alarm p99 {r.raise_of(c):.2f} × quiet (goal ≤ {GOAL}): {verdict(ok)}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -314,6 +385,19 @@ def configure(p: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         help="seconds before the first round (the first health cycle connects every camera)",
+    )
+    p.add_argument(
+        "--worker",
+        choices=("process", "inline", "both"),
+        default="process",
+        help="where hub H runs its camera checks (health.camera_worker); both: H in its "
+        "worker process and a hub I inline, measured alternately (default process)",
+    )
+    p.add_argument(
+        "--conditions",
+        default="quiet,console,health,both",
+        help=f"comma-separated, of {', '.join(CONDITIONS)} (default all but health_inline; "
+        "--worker both adds it)",
     )
     p.add_argument("--keep", action="store_true", help="keep the working directory")
 
