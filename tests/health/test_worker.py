@@ -22,7 +22,7 @@ from hub.health.camerawork import CameraWorker
 from hub.health.service import HealthService
 from hub.store.models import Probe, VideoBaseline
 from simulators.camera import CameraFarm
-from tests.health.mall import MANUAL, USER, camera_entry, health
+from tests.health.mall import MANUAL, USER, camera_entry, health, video_ready
 from tests.health.test_service import changes_of
 from tests.support.sites import make_site, write_site
 from tests.support.wait import wait_until
@@ -38,6 +38,7 @@ def password() -> str:
 @pytest.fixture
 async def farm(password: str) -> AsyncIterator[CameraFarm]:
     async with CameraFarm.uniform(1, username=USER, password=password) as f:
+        await video_ready(f)
         yield f
 
 
