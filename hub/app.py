@@ -15,7 +15,8 @@ link says "offline", the store closes last)::
     health ◀── writer, ingest, index, bus, link status, commands, drivers, metrics
     compliance ◀── writer, link facts; pokes from health; results onto the bus
     web ◀── WebDeps (config, engine, index, recorder, bus, link status, health,
-                     compliance, lifecycle, test mode, metrics)
+                     compliance, lifecycle, test mode, metrics, the console's share
+                     (alarms first: ingest's activity, metrics))
     test mode ◀── writer; ingest asks it whether a device is under test
     lifecycle ◀── recorder, bus; answers ack
     linkage ◀── recorder, bus, ingest, index, commands, the console's URL
@@ -69,6 +70,7 @@ from hub.store.writer import (
     now_utc,
 )
 from hub.web import WebService
+from hub.web.share import ConsoleShare
 from hub.web.state import WebDeps
 
 if TYPE_CHECKING:
@@ -216,6 +218,12 @@ class Hub:
                     lifecycle=self.lifecycle,
                     testmode=self.testmode,
                     metrics=self.metrics,
+                    share=ConsoleShare(
+                        cfg.http.console_share,
+                        self.ingest.activity.busy,
+                        max_wait_s=cfg.http.console_max_wait_s,
+                        on_wait=self.metrics.observe_console_wait,
+                    ),
                 )
             )
         )

@@ -297,6 +297,24 @@ class Http(Model):
         "itself serves plain HTTP: set it when a TLS reverse proxy sits in front of the hub. "
         "With tls_cert_file the cookies are Secure anyway.",
     )
+    console_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        title="Console share during alarms",
+        description="Alarms first: while alarms are coming in, the console's reads (pages, "
+        "/api/v1, /metrics) are answered one at a time and take at most this share of the "
+        "hub's time; operators' pages wait, at most console_max_wait_s. 1 turns it off. "
+        "Actions (acknowledge, close, log in), /healthz, /readyz and the live stream never wait.",
+    )
+    console_max_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        title="Longest console wait during alarms",
+        description="A console read waits at most this long for its turn during alarms, then "
+        "is answered anyway.",
+    )
 
 
 class AlarmReceiver(Model):

@@ -7,7 +7,9 @@ event is committed together with its outbox row, so the driver may then acknowle
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +23,38 @@ from hub.store.writer import PendingEvent, StoredEvent, StoreEvent, StoreWriter,
 log = logging.getLogger(__name__)
 
 TestModeCheck = Callable[[str], bool]
+
+ALARM_LINGER_S = 0.5
+"""How long the alarm path counts as busy after its last event was stored: the receiver
+parses the next frame, sends the ACK, the police link publishes, before the next is stored."""
+
+
+class AlarmActivity:
+    """Whether the alarm path has work: an event being stored now, or one stored within
+    ``linger_s``. Cheap enough to ask on every console request."""
+
+    def __init__(
+        self,
+        linger_s: float = ALARM_LINGER_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.linger_s = linger_s
+        self.monotonic = monotonic
+        self.in_flight = 0
+        self.last_at = -float("inf")
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Around one event's way into the store."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.last_at = self.monotonic()
+
+    def busy(self) -> bool:
+        return self.in_flight > 0 or self.monotonic() - self.last_at < self.linger_s
 
 
 class Ingest:
@@ -43,13 +77,16 @@ class Ingest:
         self.prefix = config.topic_prefix
         self.counts: dict[str, int] = {}
         self.duplicates = 0
+        self.activity = AlarmActivity()
+        """Marks the alarm path busy while events come in (the console yields to it)."""
 
     async def __call__(self, event: DeviceEvent) -> str:
         return (await self.ingest(event)).event_id
 
     async def ingest(self, event: DeviceEvent) -> StoredEvent:
-        pending = self.prepare(event)
-        stored: StoredEvent = await self.writer.submit(StoreEvent(pending))
+        with self.activity.working():
+            pending = self.prepare(event)
+            stored: StoredEvent = await self.writer.submit(StoreEvent(pending))
         if stored.duplicate:
             self.duplicates += 1
         else:

@@ -103,6 +103,21 @@ class Metrics:
             ["device", "check"],
             registry=r,
         )
+        self.console_delayed = PromCounter(
+            "mallhub_console_delayed",
+            "Console reads that waited for their turn while alarms were coming in.",
+            registry=r,
+        )
+        self.console_delay = PromCounter(
+            "mallhub_console_delay_seconds",
+            "Total time console reads waited for their turn while alarms were coming in.",
+            registry=r,
+        )
+        self.console_overdue = PromCounter(
+            "mallhub_console_overdue",
+            "Console reads answered after the longest wait without their turn.",
+            registry=r,
+        )
         self.outbox_depth: float | None = None
         self.outbox_oldest_age_s: float | None = None
         self._live_sources: _Sources | None = None
@@ -151,6 +166,13 @@ class Metrics:
         if seconds is not None:
             self.probe_latency.labels(device_type).observe(seconds)
         self.probes.labels(device_type, result).inc()
+
+    def observe_console_wait(self, seconds: float, overdue: bool) -> None:
+        """A console read waited ``seconds`` for its turn (``overdue``: it ran out)."""
+        self.console_delayed.inc()
+        self.console_delay.inc(seconds)
+        if overdue:
+            self.console_overdue.inc()
 
     def set_outbox(self, depth: int | None, oldest_age_s: float | None) -> None:
         self.outbox_depth = None if depth is None else float(depth)

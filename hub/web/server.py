@@ -198,8 +198,12 @@ async def api_errors(
 def create_app(deps: WebDeps, *, tls: bool = False) -> web.Application:
     """The aiohttp application over ``deps`` (routes from the table, then the pages)."""
 
+    share = deps.share if deps is not None else None
+    # Alarms first: outermost, so a read's turn covers everything the middlewares do.
+    first = [share.middleware()] if share is not None else []
     app = web.Application(
-        middlewares=[client_gone, security_headers, api_errors], client_max_size=1024**2
+        middlewares=[*first, client_gone, security_headers, api_errors],
+        client_max_size=1024**2,
     )
     config = deps.config if deps is not None else None
     app[STATE] = WebState(deps=deps, tls=tls, openapi=document(config))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hub.site import SiteIndex
     from hub.store.recorder import Recorder
     from hub.store.writer import Operation, StoreWriter
+    from hub.web.share import ConsoleShare
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class WebDeps:
     metrics: Metrics
     notices: NoticeService | None = None
     """Set by ``hub.app`` once the notices service has started (after the console)."""
+    share: ConsoleShare | None = None
+    """Alarms first: the console's reads take turns while the alarm path is busy."""
 
     @property
     def writer(self) -> StoreWriter:
