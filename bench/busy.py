@@ -22,10 +22,13 @@ and I run side by side throughout, so every condition is measured with both heal
 in the background. The hub's CPU per alarm is the hub process's alone, not its worker's.
 
 ``--conditions`` measures only some of them (e.g. ``quiet,health,health_inline``).
+``--shares 1,0.1`` measures every condition once per value of the hubs'
+``http.console_share`` (alarms first; 1 turns it off), each on hubs of its own, alternating
+within every round: the console's share compared with its baseline in the same run.
 
 Per condition, medians over ``--rounds``: ACK p50/p99, accepted alarms per second, the
-hub's CPU per alarm, console requests answered per second. Goal: neither a busy console
-nor a health cycle raises the alarm p99 by more than 20 % over quiet.
+hub's CPU per alarm, console requests answered per second and their latency. Goal: neither
+a busy console nor a health cycle raises the alarm p99 by more than 20 % over quiet.
 """
 
 from __future__ import annotations
@@ -68,6 +71,18 @@ HUB_OF = {
     "health_inline": "health_inline",
 }
 """Condition → the hub it is measured on."""
+HUBS = ("quiet", "health", "health_inline")
+SHARE = " share="
+
+
+def _label(name: str, share: float | None) -> str:
+    """A condition's (or hub's) name in the run: with its console share when compared."""
+    return name if share is None else f"{name}{SHARE}{share:g}"
+
+
+def _split(label: str) -> tuple[str, float | None]:
+    name, _, share = label.partition(SHARE)
+    return name, float(share) if share else None
 
 
 def _camera(i: int, port: int, password: str) -> dict[str, Any]:
@@ -126,8 +141,11 @@ class Console:
     clients: int
     failed: int = 0
 
-    async def run_during(self, burst: Callable[[], Awaitable[Run]]) -> tuple[Run, float]:
-        """Start the load, run ``burst`` once it answers, stop; (the burst, answers per s)."""
+    async def run_during(
+        self, burst: Callable[[], Awaitable[Run]]
+    ) -> tuple[Run, float, tuple[float, float]]:
+        """Start the load, run ``burst`` once it answers, stop; (the burst, answers per s,
+        the answers' p50 and p99 in ms)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -149,7 +167,7 @@ class Console:
         out = (await proc.communicate())[0].decode().split()
         answered, failed, seconds = int(out[0]), int(out[1]), float(out[2])
         self.failed += failed
-        return result, answered / seconds
+        return result, answered / seconds, (float(out[3]), float(out[4]))
 
 
 @dataclass
@@ -160,16 +178,28 @@ class Result:
     clients: int
     camera_worker: str = "process"
     conditions: tuple[str, ...] = CONDITIONS
-    runs: dict[str, list[Run]] = field(default_factory=lambda: {c: [] for c in CONDITIONS})
-    console_rates: dict[str, list[float]] = field(
-        default_factory=lambda: {c: [] for c in CONDITIONS}
-    )
+    """The conditions' labels (with their console share when compared, see ``_label``)."""
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    console_rates: dict[str, list[float]] = field(default_factory=dict)
+    console_ms: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """The console answers' p50 and p99 (ms) during each burst."""
     console_failed: int = 0
-    worker_cores: dict[str, list[float]] = field(
-        default_factory=lambda: {c: [] for c in CONDITIONS}
-    )
+    worker_cores: dict[str, list[float]] = field(default_factory=dict)
     """CPU of the hub's child processes (its camera-health worker) during each burst, in
     cores."""
+
+    def __post_init__(self) -> None:
+        for c in self.conditions:
+            for d in (self.runs, self.console_rates, self.console_ms, self.worker_cores):
+                d.setdefault(c, [])
+
+    def console(self, cond: str, what: str) -> float:
+        """Median console answers per second (``rate``), or answer ``p50``/``p99`` in ms."""
+        if what == "rate":
+            values = self.console_rates[cond]
+        else:
+            values = [ms[0 if what == "p50" else 1] for ms in self.console_ms[cond]]
+        return statistics.median(values) if values else 0.0
 
     def worker(self, cond: str) -> float:
         values = self.worker_cores[cond]
@@ -188,7 +218,8 @@ class Result:
         return statistics.median(values)
 
     def raise_of(self, cond: str) -> float:
-        return self.median(cond, "p99") / self.median("quiet", "p99")
+        """p99 over the quiet condition's with the same console share."""
+        return self.median(cond, "p99") / self.median(_label("quiet", _split(cond)[1]), "p99")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -205,9 +236,9 @@ class Result:
                 "ack_p99_ms": self.median(c, "p99"),
                 "accepted_per_s": self.median(c, "rate"),
                 "hub_cpu_ms_per_alarm": self.median(c, "cpu"),
-                "console_answers_per_s": (
-                    statistics.median(self.console_rates[c]) if self.console_rates[c] else 0.0
-                ),
+                "console_answers_per_s": self.console(c, "rate"),
+                "console_p50_ms": self.console(c, "p50"),
+                "console_p99_ms": self.console(c, "p99"),
                 "p99_over_quiet": self.raise_of(c),
                 "worker_cores": self.worker(c),
             }
@@ -222,7 +253,9 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
     hubs: dict[str, HubProcess] = {}
     tokens: dict[str, str] = {}
     conditions = _conditions(args)
-    result = Result(args.panels, args.alarms, args.cameras, args.clients, args.worker, conditions)
+    shares = _shares(args)
+    labels = tuple(_label(c, sh) for sh in shares for c in conditions)
+    result = Result(args.panels, args.alarms, args.cameras, args.clients, args.worker, labels)
     wanted = {HUB_OF[c] for c in conditions} | {"quiet"}
     modes = {
         "quiet": "inline",
@@ -231,14 +264,14 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
     }
     try:
         ports = await cams.ready()
-        for name in ("quiet", "health", "health_inline"):
-            if name not in wanted:
-                continue
+        for name, share in ((n, sh) for sh in shares for n in HUBS if n in wanted):
+            key = _label(name, share)
             cameras = [] if name == "quiet" else ports
-            (work / name).mkdir()
+            sub = work / key.replace(SHARE, "-share-").replace(".", "_")
+            sub.mkdir()
             cfg = site_config(
                 broker_url=broker.url,
-                data_dir=work / name / "data",
+                data_dir=sub / "data",
                 sia_port=sia_port(),
                 panels=args.panels,
                 cameras=[_camera(i, p, password) for i, p in enumerate(cameras)],
@@ -249,21 +282,25 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
                     "camera_worker": modes[name],
                 },
             )
-            cfg["site"]["id"] = f"bench-{name}"
-            hub = HubProcess(cfg, work / name)
-            tokens[name] = _viewer_token(hub)
+            cfg["site"]["id"] = f"bench-{sub.name}"
+            if share is not None:
+                cfg["http"]["console_share"] = share
+            hub = HubProcess(cfg, sub)
+            tokens[key] = _viewer_token(hub)
             hub.start()
-            hubs[name] = hub
+            hubs[key] = hub
             await hub.ready()
         consoles = {
-            name: Console(f"http://127.0.0.1:{await _http_port(hub)}", tokens[name], args.clients)
-            for name, hub in hubs.items()
+            key: Console(f"http://127.0.0.1:{await _http_port(hub)}", tokens[key], args.clients)
+            for key, hub in hubs.items()
         }
         within = max(120.0, args.panels * args.alarms / 20)
 
-        async def one(cond: str, r: int, measured: bool) -> None:
+        async def one(label: str, r: int, measured: bool) -> None:
+            cond, share = _split(label)
             name = HUB_OF[cond]
-            hub = hubs[name]
+            key = _label(name, share)
+            hub = hubs[key]
             # Fresh frames (timestamps in the window however long the round), numbered so
             # that no hub ever takes them for a resend of earlier ones (a hub has at most
             # two conditions).
@@ -278,22 +315,25 @@ async def measure(args: argparse.Namespace, work: Path) -> Result:
                 child0 = _children_cpu_seconds(hub.pid)
                 return await drive(hub.sia_port, frames, within)
 
+            ms = (0.0, 0.0)
             if cond in ("console", "both"):
-                run, rate = await consoles[name].run_during(burst)
+                run, rate, ms = await consoles[key].run_during(burst)
             else:
                 run, rate = await burst(), 0.0
             run.cpu_s = process_cpu_seconds(hub.pid) - cpu0
             children = _children_cpu_seconds(hub.pid) - child0
-            run.receiver = cond
+            run.receiver = label
             if measured:
-                result.runs[cond].append(run)
-                result.worker_cores[cond].append(max(0.0, children) / run.seconds)
-                result.console_rates[cond].append(rate)
+                result.runs[label].append(run)
+                result.worker_cores[label].append(max(0.0, children) / run.seconds)
+                result.console_rates[label].append(rate)
+                if cond in ("console", "both"):
+                    result.console_ms[label].append(ms)
 
         # The health hub's first cycle (WSDL parsing, first connections) is not typical.
         await asyncio.sleep(args.warmup)
         for r in range(args.rounds + 1):
-            order = conditions if r % 2 == 0 else tuple(reversed(conditions))
+            order = labels if r % 2 == 0 else tuple(reversed(labels))
             for cond in order:
                 await one(cond, r, measured=r > 0)
         result.console_failed = sum(c.failed for c in consoles.values())
@@ -315,6 +355,14 @@ def _children_cpu_seconds(pid: int | None) -> float:
     return sum(process_cpu_seconds(int(k)) for k in kids)
 
 
+def _shares(args: argparse.Namespace) -> list[float | None]:
+    """The console shares compared (``--shares``), or the hub's default alone."""
+    given = [float(x) for x in args.shares.split(",") if x.strip()] if args.shares else []
+    if any(not 0 < x <= 1 for x in given):
+        raise SystemExit("--shares: each share must be > 0 and ≤ 1")
+    return [*given] if given else [None]
+
+
 def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(c.strip() for c in args.conditions.split(",") if c.strip()))
     unknown = set(names) - set(CONDITIONS)
@@ -331,7 +379,7 @@ def report(r: Result) -> None:
     print(
         f"Alarm bursts ({r.panels} panels × {r.alarms} alarms) with a busy console "
         f"({r.clients} clients) and a health cycle ({r.cameras} cameras, camera checks: "
-        f"{r.camera_worker}); medians of {len(r.runs['quiet'])} alternating rounds"
+        f"{r.camera_worker}); medians of {len(r.runs[r.conditions[0]])} alternating rounds"
     )
     rows: list[list[object]] = []
     for c in r.conditions:
@@ -343,7 +391,9 @@ def report(r: Result) -> None:
                 r.raise_of(c),
                 r.median(c, "rate"),
                 r.median(c, "cpu"),
-                statistics.median(r.console_rates[c]) if r.console_rates[c] else 0.0,
+                r.console(c, "rate"),
+                r.console(c, "p50"),
+                r.console(c, "p99"),
                 r.worker(c),
             ]
         )
@@ -357,6 +407,8 @@ def report(r: Result) -> None:
                 "accepted/s",
                 "hub CPU ms/alarm",
                 "console answers/s",
+                "console p50 ms",
+                "console p99 ms",
                 "worker cores",
             ],
             rows,
@@ -366,7 +418,9 @@ def report(r: Result) -> None:
     resent = {c: sum(x.resends for x in r.runs[c]) for c in r.conditions}
     print(f"console requests failed: {r.console_failed}; alarms refused: {refused}")
     print(f"frames resent after {RESEND_S:.0f} s without a reply: {resent}")
-    for c in r.conditions[1:]:
+    for c in r.conditions:
+        if _split(c)[0] == "quiet":
+            continue
         ok = r.raise_of(c) <= GOAL
         print(f"{c}: alarm p99 {r.raise_of(c):.2f} × quiet (goal ≤ {GOAL}): {verdict(ok)}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -399,13 +453,21 @@ def configure(p: argparse.ArgumentParser) -> None:
         help=f"comma-separated, of {', '.join(CONDITIONS)} (default all but health_inline; "
         "--worker both adds it)",
     )
+    p.add_argument(
+        "--shares",
+        default="",
+        help="compare console shares: every condition once per http.console_share, on hubs "
+        "of its own, e.g. 1,0.1 (1 = off; default: the hub's default only)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the working directory")
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    _conditions(args), _shares(args)  # a bad selection is refused before anything starts
     if 2 * (args.rounds + 1) * args.alarms > 9999:
         raise SystemExit("2 × (--rounds + 1) × --alarms must stay within 9999 sequence numbers")
     print_machine()
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with workdir("busy", args.keep) as work:
         r = await measure(args, work)
     report(r)
