@@ -202,6 +202,16 @@ def markdown() -> str:
         "Behind a TLS reverse proxy, set `http.secure_cookies: true` so the cookies are marked "
         "Secure (they are anyway when the hub serves HTTPS itself with `http.tls_cert_file`).",
         "",
+        "## Alarms first",
+        "",
+        "While alarms are coming in, reads (`GET`, `HEAD`: pages, `/api/v1`, `/metrics`) are "
+        "answered one at a time and take at most `http.console_share` of the hub's time "
+        "(default 0.1; 1 turns it off): a read may wait, at most `http.console_max_wait_s` "
+        "(default 2 s), then it is answered anyway. State-changing requests (logging in, "
+        "acknowledging, closing), `/healthz`, `/readyz` and `/api/v1/live` never wait. Waits "
+        "are counted in `mallhub_console_delayed_total`, `mallhub_console_delay_seconds_total` "
+        "and `mallhub_console_overdue_total`.",
+        "",
         "## Routes",
         "",
         "| method | path | least role | summary |",
