@@ -304,7 +304,7 @@ class Http(Model):
         title="Console share during alarms",
         description="Alarms first: while alarms are coming in, the console's reads (pages, "
         "/api/v1, /metrics) are answered one at a time and take at most this share of the "
-        "hub's time; operators' pages wait, at most console_max_wait_s. 1 turns it off. "
+        "hub's time; operators' pages wait (see console_max_wait_s). 1 turns it off. "
         "Actions (acknowledge, close, log in), /healthz, /readyz and the live stream never wait.",
     )
     console_max_wait_s: float = Field(
@@ -312,8 +312,9 @@ class Http(Model):
         gt=0,
         le=60,
         title="Longest console wait during alarms",
-        description="A console read waits at most this long for its turn during alarms, then "
-        "is answered anyway.",
+        description="During alarms a console read waits at most this long for the console's "
+        "share, then only for the reads ahead of it (one at a time); a read served longer than "
+        "this no longer holds the others back.",
     )
 
 

@@ -115,7 +115,7 @@ class Metrics:
         )
         self.console_overdue = PromCounter(
             "mallhub_console_overdue",
-            "Console reads answered after the longest wait without their turn.",
+            "Console reads that waited the longest wait and were then served without the pause.",
             registry=r,
         )
         self.outbox_depth: float | None = None

@@ -207,10 +207,11 @@ def markdown() -> str:
         "While alarms are coming in, reads (`GET`, `HEAD`: pages, `/api/v1`, `/metrics`) are "
         "answered one at a time and take at most `http.console_share` of the hub's time "
         "(default 0.1; 1 turns it off): a read may wait, at most `http.console_max_wait_s` "
-        "(default 2 s), then it is answered anyway. State-changing requests (logging in, "
-        "acknowledging, closing), `/healthz`, `/readyz` and `/api/v1/live` never wait. Waits "
-        "are counted in `mallhub_console_delayed_total`, `mallhub_console_delay_seconds_total` "
-        "and `mallhub_console_overdue_total`.",
+        "(default 2 s) for that share, then only for the reads ahead of it. State-changing "
+        "requests (logging in, acknowledging, closing), `/healthz`, `/readyz`, `/api/v1/live` "
+        "and the signed `/snapshots/` links never wait. Waits are counted in "
+        "`mallhub_console_delayed_total`, `mallhub_console_delay_seconds_total` and "
+        "`mallhub_console_overdue_total`.",
         "",
         "## Routes",
         "",

@@ -8,12 +8,16 @@ and multiply the alarm acknowledgement's latency. :class:`ConsoleShare` bounds t
   pages, ``/api/v1``, ``/metrics``) are served one at a time, in arrival order, and after
   each one the next waits so that the console's time stays within ``share`` of wall time
   (a read that took ``d`` seconds is followed by ``d × (1/share − 1)`` without one);
-- a read never waits more than ``max_wait_s``: then it is served at once, beside whatever
-  runs, so operators always get answers during a long burst;
+- a read waits at most ``max_wait_s`` for the console's share: then it is served as soon as
+  the read before it ends, without the pause, still one at a time (reads served back to
+  back rather than all at once); and a read served longer than ``max_wait_s`` no longer holds
+  the others back. So operators get answers during a long burst, each within ``max_wait_s``
+  plus the reads ahead of it;
 - while the alarm path is idle, or with ``share`` 1, nothing waits and nothing is added.
 
 Not governed: ``/healthz`` and ``/readyz`` (supervisors), ``/static/`` (files), the live
-stream (it stays open for hours and costs little per message), and every state-changing
+stream (it stays open for hours and costs little per message), the signed snapshot links
+the police platform fetches (``/snapshots/``: the alarm's evidence), and every state-changing
 request (logging in, acknowledging, closing: an operator handling the alarms must not queue
 behind the reads, and the login throttle's own waits must not hold the turn).
 
@@ -39,7 +43,7 @@ from aiohttp.typedefs import Middleware
 
 POLL_S = 0.05
 """A waiting read asks again at least this often (the alarm path may have gone idle)."""
-EXEMPT_PREFIXES = ("/healthz", "/readyz", "/static/", "/api/v1/live")
+EXEMPT_PREFIXES = ("/healthz", "/readyz", "/static/", "/api/v1/live", "/snapshots/")
 GOVERNED_METHODS = frozenset({"GET", "HEAD"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -119,18 +123,22 @@ class ConsoleShare:
         if not self.limiting():
             self._start(t, now, overdue=False)
             return 0.0
-        first = self._holder is None and self._waiting[0] is t
-        if first and now >= self._next_at:
+        holder = self._holder
+        if (
+            holder is not None
+            and holder.started is not None
+            and now - holder.started >= self.max_wait_s
+        ):
+            holder = None  # served for too long: it no longer holds the others back
+        first = holder is None and self._waiting[0] is t
+        deadline = t.arrived + self.max_wait_s
+        if first and (now >= self._next_at or now >= deadline):
             t.turn = True
             self._holder = t
-            self._start(t, now, overdue=False)
+            self._start(t, now, overdue=now >= deadline)
             return 0.0
-        deadline = t.arrived + self.max_wait_s
-        if now >= deadline:
-            self._start(t, now, overdue=True)
-            return 0.0
-        until = self._next_at if first else math.inf
-        return max(0.0, min(until, deadline, now + POLL_S) - now)
+        until = min(self._next_at, deadline) if first else math.inf
+        return max(0.0, min(until, now + POLL_S) - now)
 
     def finish(self, t: Ticket, now: float) -> None:
         """``t`` is answered, failed, or was cancelled (waiting or running)."""
@@ -143,6 +151,8 @@ class ConsoleShare:
         self.running -= 1
         if t.turn:
             t.turn = False
+            if self._holder is not t:
+                return  # it was served too long and another has the turn now
             self._holder = None
             spent = max(0.0, now - t.started)
             self._next_at = now + min(spent * (1 / self.share - 1), self.max_wait_s)
@@ -152,7 +162,7 @@ class ConsoleShare:
         head = self._waiting[0] is t
         self._waiting.remove(t)
         if head and not t.turn:
-            self._wake_first()  # the next one may take the turn now
+            self._wake_first()  # the next one may take the turn
         t.started = now
         self.running += 1
         self.peak = max(self.peak, self.running)
