@@ -45,6 +45,10 @@ it is further back in the stream) for this many deliveries, about ten seconds; t
 acknowledged and counted as an orphan: its event will never come, and waiting for ever would
 keep redelivering it."""
 ORPHAN_REASON = "update for an event never received"
+MAX_REASONS = 64
+"""Distinct refusal reasons kept apart in ``ConsumerStats.refused``: a schema refusal quotes
+the hub's message, so a hostile hub could otherwise grow the counter by one key per message."""
+OTHER_REASONS = "(other reasons)"
 
 
 def _why(exc: Exception) -> str:
@@ -72,7 +76,14 @@ class ConsumerStats:
     orphan_updates: int = 0
     """Updates acknowledged without their event after UPDATE_DELIVERIES deliveries."""
     refused: Counter[str] = field(default_factory=Counter)
-    """Refused messages by reason."""
+    """Refused messages by reason (at most MAX_REASONS of them, then OTHER_REASONS)."""
+
+    def count_refused(self, reason: str) -> None:
+        self.invalid += 1
+        key = reason[:80]
+        if key not in self.refused and len(self.refused) >= MAX_REASONS:
+            key = OTHER_REASONS
+        self.refused[key] += 1
 
 
 async def ensure_stream(js: JetStreamContext, config: PatrolConfig) -> None:
@@ -214,8 +225,7 @@ class Worker:
                 done.append(m)
         out, poisoned = await self._write(items)
         for reason in out.refused:
-            self.stats.invalid += 1
-            self.stats.refused[reason] += 1
+            self.stats.count_refused(reason)
         self.stats.batches += 1
         self.stats.events_stored += len(out.new_events)
         self.stats.duplicates += out.duplicates
@@ -244,8 +254,7 @@ class Worker:
             await self.nc.flush(timeout=5)
 
     def _refused(self, subject: str, reason: str) -> None:
-        self.stats.invalid += 1
-        self.stats.refused[reason[:80]] += 1
+        self.stats.count_refused(reason)
         log.warning("%s: refused a message on %s: %s", self.name, subject[:120], reason)
 
     async def _write(self, items: list[Incoming]) -> tuple[BatchOutcome, set[int]]:
