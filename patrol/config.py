@@ -68,6 +68,20 @@ def console_origin(url: str) -> tuple[str, str, int] | None:
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+METRICS_TOKEN_MIN = 16
+
+
+def metrics_token(config: PatrolConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """The bearer token /metrics asks for, or None when the configuration names none or the
+    variable it names is unset or too short (then /metrics stays off)."""
+    name = config.metrics_token_env
+    if name is None:
+        return None
+    token = (os.environ if env is None else env).get(name, "")
+    return token if len(token) >= METRICS_TOKEN_MIN else None
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -189,6 +203,12 @@ class PatrolConfig(Model):
     receipt_by: str = Field(default="patrol", max_length=64, description="'by' in receipts.")
     malls: list[Mall] = Field(default_factory=list, description="Known malls and districts.")
     inspections: Inspections = Field(default_factory=Inspections)
+    metrics_token_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME,
+        description="Name of the environment variable holding the bearer token of /metrics "
+        f"(at least {METRICS_TOKEN_MIN} characters); without it /metrics answers 404.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -207,7 +227,7 @@ def parse_patrol_config(data: Any, env: Mapping[str, str] | None = None) -> Patr
     if errors:
         raise ConfigError(errors)
     try:
-        return PatrolConfig.model_validate(data)
+        config = PatrolConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
             [
@@ -218,6 +238,17 @@ def parse_patrol_config(data: Any, env: Mapping[str, str] | None = None) -> Patr
                 for e in exc.errors()
             ]
         ) from exc
+    if config.metrics_token_env is not None and metrics_token(config, env) is None:
+        raise ConfigError(
+            [
+                (
+                    "metrics_token_env",
+                    f"the environment variable {config.metrics_token_env} is unset or "
+                    f"shorter than {METRICS_TOKEN_MIN} characters",
+                )
+            ]
+        )
+    return config
 
 
 def load_patrol_config(path: str | Path, env: Mapping[str, str] | None = None) -> PatrolConfig:

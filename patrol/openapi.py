@@ -76,7 +76,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "patrol_session"}
+                "session": {"type": "apiKey", "in": "cookie", "name": "patrol_session"},
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token in the variable named by metrics_token_env.",
+                },
             },
             "schemas": {
                 "Error": {
@@ -230,6 +235,21 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         **_errors(401),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this process (404 while no token is "
+                    "configured)",
+                    "security": [{"metricsToken": []}],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": _resp("no or wrong bearer token"),
+                        "404": _resp("no metrics token configured"),
                     },
                 }
             },

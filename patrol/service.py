@@ -24,9 +24,10 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JsError
 
-from patrol.config import PatrolConfig
+from patrol.config import PatrolConfig, metrics_token
 from patrol.consumer import ConsumerStats, Worker, ensure_stream
 from patrol.inspector import run_inspector
+from patrol.metrics import PatrolMetrics
 from patrol.models import open_store
 from patrol.retained import rebuild_from_retained
 from patrol.store import PatrolStore
@@ -98,6 +99,7 @@ class PatrolService:
         self.nc: NatsClient | None = None
         self.store: PatrolStore | None = None
         self.web: WebApp | None = None
+        self.metrics: PatrolMetrics | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.start_retries = 0
         """Start steps that failed on the cluster and were tried again."""
@@ -132,8 +134,22 @@ class PatrolService:
                     run_inspector(self.config, self.store, self.nc), name="patrol-inspector"
                 )
             )
+        # The counters served are those of this process's workers (none in a web-only one).
+        self.metrics = PatrolMetrics(
+            self.store.engine,
+            self.stats,
+            workers=self.n_workers,
+            known_sites=[m.site_id for m in self.config.malls],
+        )
         if self.with_web:
-            state = State(self.config, self.store, self.nc)
+            token = metrics_token(self.config)
+            if self.config.metrics_token_env is not None and token is None:
+                log.error(
+                    "/metrics is off: %s is unset or too short", self.config.metrics_token_env
+                )
+            state = State(
+                self.config, self.store, self.nc, metrics=self.metrics, metrics_token=token
+            )
             self.web = await self._stack.enter_async_context(
                 WebApp(state, self.config.http.host, self.http_port)
             )

@@ -32,6 +32,7 @@ from patrol.webbase import (
     ApiError,
     State,
     address_of,
+    bearer_ok,
     json_body,
     json_errors,
     lang_for,
@@ -195,6 +196,23 @@ async def get_live(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    """Prometheus text for a scraper holding the metrics token (no session: a scraper
+    cannot log in); 404 while no token is configured."""
+    st = request.app[STATE]
+    if st.metrics is None or st.metrics_token is None:
+        raise ApiError(404, "not_found", "Not Found")
+    if not bearer_ok(st.metrics_token, request.headers.get("Authorization")):
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "send Authorization: Bearer <the metrics token>",
+            **{"WWW-Authenticate": 'Bearer realm="patrol metrics"'},
+        )
+    body = await st.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": st.metrics.content_type})
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -309,6 +327,7 @@ def create_app(state: State) -> web.Application:
     r.add_post("/api/v1/alarms/{event_id}/ack", post_ack)
     r.add_get("/api/v1/live", get_live)
     r.add_get("/api/v1/openapi.json", get_openapi)
+    r.add_get("/metrics", get_metrics)
     add_inspection_routes(r)
     add_inspection_pages(r)
     r.add_static("/static/", STATIC)

@@ -9,6 +9,8 @@ call; a per-account lockout and a per-address login throttle; the same security 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import html
 import json
 import logging
@@ -27,6 +29,7 @@ from patrol.auth import Officer, get_officer
 from patrol.config import PatrolConfig
 from patrol.i18n import LANG_COOKIE, lang_of, strings
 from patrol.intake import problem_in
+from patrol.metrics import PatrolMetrics
 from patrol.store import PatrolStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,9 @@ class State:
     guard: LoginGuard = field(default_factory=LoginGuard)
     live: set[asyncio.Queue[str]] = field(default_factory=set)
     tls: bool = False
+    metrics: PatrolMetrics | None = None
+    metrics_token: str | None = None
+    """The bearer token of /metrics; None: /metrics answers 404."""
 
     @property
     def registry(self) -> dict[str, tuple[str, str]]:
@@ -98,8 +104,9 @@ async def security_headers(
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Under /api every error is JSON, the router's 404/405 and unexpected failures too."""
-    api = request.path.startswith("/api/")
+    """Under /api and /metrics every error is JSON, the router's 404/405 and unexpected
+    failures too."""
+    api = request.path.startswith(("/api/", "/metrics"))
     try:
         return await handler(request)
     except ApiError:
@@ -158,6 +165,17 @@ async def require(request: web.Request, role: str, *, changes: bool = False) -> 
         if not origin_ok(request):
             raise ApiError(403, "csrf", "the request comes from another origin")
     return officer
+
+
+def bearer_ok(expected: str, header: str | None) -> bool:
+    """Whether an ``Authorization: Bearer …`` header carries ``expected``, compared in
+    constant time (digests, so the length does not show either)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip() or len(given) > 1024:
+        return False
+    want = hashlib.sha256(expected.encode()).digest()
+    got = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(want, got)
 
 
 def lang_for(request: web.Request) -> str:
