@@ -2,7 +2,8 @@
 
 ``NatsCluster`` runs one or more Debian ``nats-server`` processes on free loopback ports,
 each with JetStream (its own store directory), an MQTT 3.1.1 listener and, with more than
-one node, a cluster route to every other node. Production runs its own NATS (see
+one node, a cluster route to every other node. With ``tls`` the client and MQTT
+listeners speak TLS only (``tls://`` and ``mqtts://``). Production runs its own NATS (see
 docs/patrol.md); this module never listens beyond 127.0.0.1.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -52,6 +54,22 @@ class NatsUser:
     """Allowed everything (the patrol service)."""
 
 
+@dataclass(slots=True, frozen=True)
+class ServerTls:
+    """The server's certificate and key (PEM) for the client and MQTT listeners; ``ca_file``
+    is the CA the servers' own clients (``wait_jetstream``) trust."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def block(self) -> str:
+        return (
+            f"tls {{ cert_file: {_quote(str(self.cert_file))}, "
+            f"key_file: {_quote(str(self.key_file))}, timeout: 2 }}"
+        )
+
+
 @dataclass(slots=True)
 class NatsNode:
     name: str
@@ -60,14 +78,15 @@ class NatsNode:
     cluster_port: int
     mqtt_port: int
     proc: subprocess.Popen[bytes] | None = None
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.client_port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.client_port}"
 
     @property
     def mqtt_url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.mqtt_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -105,7 +124,8 @@ class NatsCluster:
     """``nodes`` nats-server processes (1 = a single node, 3 = a cluster), JetStream + MQTT.
 
     ``users``: when given, every client must log in, and each user gets its allow lists
-    (the MQTT listener uses the same users). Can kill and restart single nodes.
+    (the MQTT listener uses the same users). ``tls``: the client and MQTT listeners
+    require TLS with this certificate. Can kill and restart single nodes.
     """
 
     def __init__(
@@ -115,6 +135,7 @@ class NatsCluster:
         *,
         users: list[NatsUser] | None = None,
         name: str = "mallhub",
+        tls: ServerTls | None = None,
     ) -> None:
         exe = nats_server_path()
         if exe is None:
@@ -123,6 +144,7 @@ class NatsCluster:
         self.dir = workdir
         self.name = name
         self.users = users
+        self.tls = tls
         self.nodes = [
             NatsNode(
                 f"{name}-{i + 1}",
@@ -130,6 +152,7 @@ class NatsCluster:
                 free_port(),
                 free_port(),
                 free_port(),
+                tls=tls is not None,
             )
             for i in range(nodes)
         ]
@@ -151,8 +174,11 @@ class NatsCluster:
             f"  listen: 127.0.0.1:{node.mqtt_port}",
             "  ack_wait: 30s",
             "  max_ack_pending: 1024",
+            *([f"  {self.tls.block()}"] if self.tls else []),
             "}",
         ]
+        if self.tls is not None:
+            parts.append(self.tls.block())
         if len(self.nodes) > 1:
             routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes)
             parts += [
@@ -245,6 +271,8 @@ class NatsCluster:
         from nats.errors import Error as NatsError
         from nats.js.errors import Error as JsError
 
+        if self.tls is not None and "tls" not in connect:
+            connect["tls"] = ssl.create_default_context(cafile=str(self.tls.ca_file))
         deadline = time.monotonic() + within
         last: Exception | None = None
         while time.monotonic() < deadline:
