@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JsError
@@ -43,9 +42,24 @@ START_RETRY_MAX_S = 3.0
 logging.getLogger("nats").setLevel(logging.CRITICAL)
 
 
+class NatsTlsError(ConnectionError):
+    """The first connection to NATS failed its TLS handshake: a setting to fix
+    (``nats.tls``, the servers' certificates), not an outage to wait out. (nats-py 2.16 does
+    not move on to the next server after a failed handshake either: closing the failed
+    connection never returns.)"""
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    return exc.reason or str(exc)
+
+
 async def connect_nats(config: PatrolConfig, name: str = "patrol") -> NatsClient:
+    """Connect to any of ``config.nats.servers``. Nodes that are down are waited for; a
+    failed TLS handshake raises ``NatsTlsError``."""
     n = config.nats
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"reconnect_time_wait": 0.5}
     if n.username:
         kwargs["user"] = n.username
         kwargs["password"] = n.password.get_secret_value() if n.password else ""
@@ -57,8 +71,12 @@ async def connect_nats(config: PatrolConfig, name: str = "patrol") -> NatsClient
             ctx.load_cert_chain(str(n.tls.cert_file), str(n.tls.key_file))
         kwargs["tls"] = ctx
 
+    tls_failed: asyncio.Future[ssl.SSLError] = asyncio.get_running_loop().create_future()
+
     async def on_error(exc: Exception) -> None:
         log.debug("nats: %s", exc)
+        if isinstance(exc, ssl.SSLError) and not tls_failed.done():
+            tls_failed.set_result(exc)
 
     async def on_disconnect() -> None:
         log.debug("nats: disconnected")
@@ -66,18 +84,36 @@ async def connect_nats(config: PatrolConfig, name: str = "patrol") -> NatsClient
     async def on_reconnect() -> None:
         log.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
 
-    nc = await nats.connect(
-        servers=list(n.servers),
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-        error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
-        **kwargs,
+    nc = NatsClient()
+    connecting = asyncio.ensure_future(
+        nc.connect(
+            servers=list(n.servers),
+            name=name,
+            max_reconnect_attempts=-1,
+            connect_timeout=5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            **kwargs,
+        )
     )
-    return nc
+    try:
+        first: set[asyncio.Future[Any]] = {connecting, tls_failed}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *START_ERRORS):
+                await connecting
+    if not connecting.cancelled():
+        connecting.result()
+        return nc
+    with contextlib.suppress(*START_ERRORS):
+        await nc.close()
+    raise NatsTlsError(
+        f"TLS to NATS failed ({_tls_reason(tls_failed.result())}); "
+        "check nats.tls.ca_file and the servers' certificates"
+    )
 
 
 class PatrolService:
