@@ -319,9 +319,14 @@ async def test_an_update_whose_event_never_comes_waits_then_is_counted_an_orphan
         subject, update = _valid(SITE, "r-1")["update"]
         await _publish(svc.nc, subject, to_json(update))
         await _good_alarm_stored(svc, svc.nc, SITE)
+        # While a NAKed message waits out its delay JetStream counts it neither pending nor
+        # awaiting an ack: wait for the worker to let it go before asking if all is settled.
+        await wait_until(lambda: svc.stats.orphan_updates >= 1, within=30, what="the orphan")
         await _all_settled(svc, 2)
         assert svc.stats.orphan_updates == 1
-        assert svc.stats.retried == 2  # delivered 3 times: waited twice, then let go
+        # Delivered at most 3 times: waited (at most twice), then let go. JetStream may count
+        # a delivery the worker never saw (one to a pull request that had just expired).
+        assert 1 <= svc.stats.retried <= 2
         assert svc.stats.refused[ORPHAN_REASON] == 1
         _consistent(svc.stats)
 
