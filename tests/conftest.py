@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from hub.broker import LocalMosquitto
 
 PG_ENV = "MALLHUB_TEST_DATABASE_URL"
+
+# How long one example takes depends on the machine's load, not on the code under test: no
+# per-example deadline (it is a wall-clock threshold). A hung example is still stopped by
+# pytest-timeout.
+settings.register_profile("mallhub", deadline=None)
+settings.load_profile("mallhub")
 
 
 @pytest.fixture(autouse=True)
