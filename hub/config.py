@@ -783,14 +783,22 @@ def named_path(path: str, raw: Any) -> str:
             item = node[int(part)]
             ident = item.get("id") if isinstance(item, dict) else None
             if isinstance(ident, str) and ident and "${" not in ident:
-                out += f"[{ident}]"
+                out += f"[{_printable(ident)}]"
                 node = item
                 continue
         elif isinstance(node, dict):
             item = node.get(part)
-        out = f"{out}.{part}" if out else part
+        out = f"{out}.{_printable(part)}" if out else _printable(part)
         node = item
     return out
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``), so that a key or id can never
+    break an error message over several lines or hide what follows it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _group_missing(errors: list[tuple[str, str]], raw: Any) -> list[tuple[str, str]]:

@@ -74,6 +74,27 @@ def test_env_substitution_with_defaults_and_missing_variables(tmp_path: Path) ->
     ]
 
 
+def test_keys_with_control_characters_are_shown_escaped_on_one_line(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["police"]["password"] = "${MQTT_PASSWORD}"
+    data["police"]["x\ny"] = "${MQTT_PASSWORD}"
+    data["devices"]["alarm_panels"][0]["id"] = "panel\r1"
+    data["devices"]["alarm_panels"][0]["key"] = "tooshort"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    assert info.value.errors == [
+        (
+            "police.password",
+            "environment variable MQTT_PASSWORD is not set (also needed by 1 more: police.x\\ny)",
+        )
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={"MQTT_PASSWORD": "p"})
+    for path, message in info.value.errors:
+        assert "\n" not in path + message and "\r" not in path + message, (path, message)
+    assert any(path.startswith("devices.alarm_panels[panel\\r1]") for path, _ in info.value.errors)
+
+
 def test_keys_are_checked_for_their_format(tmp_path: Path) -> None:
     data = base(tmp_path)
     data["devices"]["alarm_panels"][0]["key"] = "tooshort"

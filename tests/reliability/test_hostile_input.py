@@ -521,6 +521,7 @@ def _assert_clear(exc: ConfigError) -> None:
     assert exc.errors, "a ConfigError without errors"
     for path, message in exc.errors:
         assert isinstance(path, str) and path, "an error without its path"
+        assert "\n" not in path, f"a path on several lines: {path!r}"
         assert isinstance(message, str) and message.strip(), f"{path}: an empty message"
         assert "\n" not in message, f"{path}: a message on several lines: {message!r}"
 
