@@ -26,10 +26,10 @@ from adapters.onvif.driver import CameraProbe, OnvifCamera
 from adapters.onvif.video import Baseline
 from hub.config import Camera, Health
 from hub.drivers import camera_driver
-from hub.health.probes import probe_camera_once
+from hub.health.probes import check_video, probe_camera_once
 from hub.health.video import VideoOutcome, VideoProbe
 from hub.health.worker import MAX_FRAME, VIDEO_ARENAS, Init, encode, read_frame
-from hub.memory import give_back, limit_arenas
+from hub.memory import limit_arenas
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +99,13 @@ class InlineCameraWork:
         return await probe_camera_once(self.drivers[cid], within=self.within, previous=previous)
 
     async def video(self, cid: str, probe: CameraProbe) -> tuple[VideoOutcome, bytes | None]:
-        outcome = await self.videos[cid].run(
+        return await check_video(
+            self.videos[cid],
             self.drivers[cid],
-            probe.profiles[0].token if probe.profiles else None,
-            probe.stream_uri,
-            probe.snapshot_uri,
+            probe,
             within=3 * self.within,
             executor=self.executor,
-            profiles=probe.profiles,
         )
-        loop = asyncio.get_running_loop()
-        # The check's decoder and picture buffers were freed: hand them back to the system.
-        await loop.run_in_executor(self.executor, give_back)
-        learned = outcome.learned
-        data = None if learned is None else await loop.run_in_executor(None, learned.to_bytes)
-        return outcome, data
 
 
 class CameraWorker:

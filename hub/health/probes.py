@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -17,10 +18,12 @@ from hub.health.results import ProbeResult, Problem, summarise
 from hub.health.state import Level
 from hub.health.video import (
     VideoOutcome,
+    VideoProbe,
     stream_problem,
     unavailable_problem,
     video_problems,
 )
+from hub.memory import give_back
 
 KEY_ROLES: Final = frozenset({"gate", "entrance", "finance_room"})
 """Roles whose cameras must identify faces: the higher minimum resolution applies."""
@@ -312,6 +315,36 @@ async def probe_camera_once(
             error=f"no answer within {within:g} s",
             error_type="DeviceUnreachable",
         )
+
+
+async def check_video(
+    video: VideoProbe,
+    camera: OnvifCamera,
+    probe: CameraProbe,
+    *,
+    within: float,
+    executor: Executor,
+) -> tuple[VideoOutcome, bytes | None]:
+    """Look at a camera's picture (its first profile's stream, or its snapshot) with the
+    latest good ``probe``; the outcome, and the baseline it learned as bytes (to be stored)
+    or None. The outcome does not keep the learned baseline object itself."""
+    outcome = await video.run(
+        camera,
+        probe.profiles[0].token if probe.profiles else None,
+        probe.stream_uri,
+        probe.snapshot_uri,
+        within=within,
+        executor=executor,
+        profiles=probe.profiles,
+    )
+    loop = asyncio.get_running_loop()
+    # The check's decoder and picture buffers were freed: hand them back to the system.
+    await loop.run_in_executor(executor, give_back)
+    learned = None
+    if outcome.learned is not None:
+        learned = await loop.run_in_executor(executor, outcome.learned.to_bytes)
+        outcome.learned = None
+    return outcome, learned
 
 
 # --- alarm panels ----------------------------------------------------------------------------

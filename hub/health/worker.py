@@ -53,9 +53,9 @@ from adapters.onvif.driver import CameraProbe, OnvifCamera
 from adapters.onvif.video import Baseline
 from hub.config import Camera
 from hub.drivers import camera_driver
-from hub.health.probes import probe_camera_once
+from hub.health.probes import check_video, probe_camera_once
 from hub.health.video import VideoOutcome, VideoProbe
-from hub.memory import give_back, limit_arenas
+from hub.memory import limit_arenas
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,13 @@ class _Worker:
         return await probe_camera_once(self.drivers[cid], within=self.within, previous=previous)
 
     async def video(self, cid: str, probe: CameraProbe) -> tuple[VideoOutcome, bytes | None]:
-        outcome = await self.videos[cid].run(
+        return await check_video(
+            self.videos[cid],
             self.drivers[cid],
-            probe.profiles[0].token if probe.profiles else None,
-            probe.stream_uri,
-            probe.snapshot_uri,
+            probe,
             within=3 * self.within,
             executor=self.threads,
-            profiles=probe.profiles,
         )
-        loop = asyncio.get_running_loop()
-        # The check's decoder and picture buffers were freed: hand them back to the system.
-        await loop.run_in_executor(self.threads, give_back)
-        learned = None
-        if outcome.learned is not None:
-            learned = await loop.run_in_executor(self.threads, outcome.learned.to_bytes)
-            outcome.learned = None  # the hub gets the bytes it stores
-        return outcome, learned
 
     async def handle(self, message: tuple[Any, ...], send: _Sender) -> None:
         kind, n = message[0], message[1]
